@@ -1,0 +1,320 @@
+"""One generic generative model for every member of the DSSM taxonomy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+import pyro
+import pyro.distributions as dist
+import pyro.poutine as poutine
+from pyro.nn import PyroModule
+
+from ..nn.layers import (
+    EMISSIONS,
+    EmissionHead,
+    GatedTransition,
+    GaussianHead,
+    LinearGaussianHead,
+    bcat,
+    cell_step,
+    gru_step,
+)
+from ..spec import Base, DSSMSpec
+from ..validation import check_observations
+
+__all__ = ["ModelConfig", "DSSM", "site_name"]
+
+
+def site_name(kind: str, t: int) -> str:
+    """The one naming scheme of sample sites: ``z_1 .. z_T`` and ``x_1 .. x_T`` (1-based)."""
+    return f"{kind}_{t}"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that determines a generative DSSM: structure, sizes, parameterisation.
+
+    Args:
+        spec: the taxonomy structure (base model and relaxed flags).
+        x_dim: observation dimension.
+        z_dim: latent dimension.
+        h_dim: width of the deterministic RNN states (``h^1``, ``h^2`` or ``h``).
+        hidden_dim: hidden width of the networks ``d_z`` and ``d_x``.
+        emission: ``"bernoulli"``, ``"gaussian"``, ``"itakura_saito"`` or ``"gaussian_power"``.
+        transition_net: ``"mlp"`` (dual-head MLP ``d_z``), ``"gated"`` (DMM gated
+            transition; needs ``z_{t-1}`` as input) or ``"linear"``.
+        emission_net: ``"mlp"``, ``"deep"`` (DMM emitter) or ``"linear"``.
+        recurrence: ``"separate"`` (one RNN over ``z`` and one over ``x``, as
+            ArSSM/FSSM) or ``"joint"`` (one RNN over ``(x_{t-1}, z_t)``, VRNN eq. (15);
+            only for the fully relaxed DMM-Aug).
+        min_scale: floor added to every predicted standard deviation.
+    """
+
+    spec: DSSMSpec
+    x_dim: int
+    z_dim: int = 16
+    h_dim: int = 64
+    hidden_dim: int = 64
+    emission: str = "gaussian"
+    transition_net: str = "mlp"
+    emission_net: str = "mlp"
+    recurrence: str = "separate"
+    min_scale: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if isinstance(self.spec, str):
+            object.__setattr__(self, "spec", DSSMSpec.from_name(self.spec))
+        if not isinstance(self.spec, DSSMSpec):
+            raise TypeError(f"spec must be a DSSMSpec or spec name, got {self.spec!r}")
+        for k in ("x_dim", "z_dim", "h_dim", "hidden_dim"):
+            v = getattr(self, k)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{k} must be a positive integer, got {v!r}")
+        if self.emission not in EMISSIONS:
+            raise ValueError(f"unknown emission {self.emission!r}; expected one of {EMISSIONS}")
+        if self.transition_net not in ("mlp", "gated", "linear"):
+            raise ValueError(f"unknown transition_net {self.transition_net!r}; "
+                             "expected 'mlp', 'gated' or 'linear'")
+        if self.transition_net == "gated" and self.spec.transition:
+            raise ValueError("the gated transition needs z_{t-1} as its input; it does not apply "
+                             "to a spec with a relaxed 'transition' (use transition_net='mlp')")
+        if self.recurrence not in ("separate", "joint"):
+            raise ValueError(f"unknown recurrence {self.recurrence!r}; expected 'separate' or 'joint'")
+        if self.recurrence == "joint" and self.spec != DSSMSpec(Base.DMM_AUG, True, True, True, True):
+            raise ValueError("recurrence='joint' (one RNN over x_{t-1} and z_t, VRNN eq. 15) has exactly "
+                             "the dependencies of the fully relaxed DMM-Aug spec only; "
+                             f"got spec {self.spec.name}")
+        if self.min_scale < 0:
+            raise ValueError(f"min_scale must be >= 0, got {self.min_scale}")
+
+    def replace(self, **changes) -> "ModelConfig":
+        return replace(self, **changes)
+
+
+class DSSM(PyroModule):
+    r"""A deep state space model of the taxonomy [1], built from a :class:`ModelConfig`.
+
+    Generative process, for ``t = 1..T`` (``c`` as in Sec. II-A of [1]):
+
+    .. math::
+        z_t \sim p(z_t \mid d_z(\zeta_{t-1}, \xi^z_{t-1})),\qquad
+        x_t \sim p(x_t \mid d_x(\zeta'_t, \xi^x_{t-1})),
+
+    where the latent context is ``zeta_{t-1} = z_{t-1}`` or, with the
+    ``transition`` flag, the RNN state ``h^z_{t-1} = d_{h^z}(z_{t-1}, h^z_{t-2})``
+    (``h^1`` of eq. (2)); ``zeta'_t = z_t`` or, with ``emission``, ``h^z_t``;
+    the observation contexts exist where the base has the edge
+    (``xi^z``: F-HMM, DMM-Aug; ``xi^x``: AR-HMM, DMM-Aug) and are ``x_{t-1}``
+    or, with ``feedforward`` / ``autoregression``, the state
+    ``h^x_{t-1}`` of a GRU over ``x_{1:t-1}`` (``h^2`` of eq. (3)). That GRU
+    reads only ``x``, so it runs once per batch as one ``nn.GRU`` call.
+    With ``recurrence="joint"`` (VRNN, eq. (15)) one state
+    ``h_t = d_h(x_{t-1}, z_t, h_{t-1})`` replaces both:
+    ``z_t ~ p(z_t | d_z(x_{t-1}, h_{t-1}))`` and ``x_t ~ p(x_t | d_x(h_t))``.
+
+    Call signature (the Pyro model)::
+
+        model(x, mask=None, *, num_steps=None, batch_size=None, annealing_factor=1.0)
+
+    Args:
+        x: observations ``(B, T, x_dim)`` or ``None`` to sample from the prior.
+        mask: boolean ``(B, T)`` prefix mask of valid steps; masked steps
+            contribute exactly zero to every log density.
+        num_steps: total steps ``T' >= T``; steps after ``T`` are sampled
+            (continuation of the prefix ``x``). Required when ``x is None``.
+        batch_size: number of sequences when ``x is None`` (default 1).
+        annealing_factor: KL annealing, a scale on the latent sites ``z_t``.
+
+    Returns:
+        The observation sequence ``(*batch, B, T', x_dim)``: ``x`` where observed,
+        samples elsewhere.
+
+    Sample sites are ``z_1..z_T'`` (event ``(z_dim,)``) and ``x_1..x_T'`` (event
+    ``(x_dim,)``) inside the plate ``"sequences"`` over ``B`` (dim -1).
+
+    [1] S. Tang et al., "A Hierarchical Taxonomy for Deep State Space Models", arXiv:2412.11211.
+    """
+
+    def __init__(self, config: ModelConfig, name: str = "model"):
+        super().__init__(name)
+        self.config = config
+        spec = self.spec = config.spec
+        c = config
+        joint = c.recurrence == "joint"
+        # --- deterministic recurrences ------------------------------------
+        if spec.has_z_rnn:
+            # h^z_t = d_{h^z}(z_t, h^z_{t-1}); joint: h_t = d_h(x_{t-1}, z_t, h_{t-1})
+            self.z_cell = nn.GRUCell(c.z_dim + (c.x_dim if joint else 0), c.h_dim)
+            self.h_z0 = nn.Parameter(torch.zeros(c.h_dim))
+        if spec.has_x_rnn and not joint:
+            # h^x_t = d_{h^x}(x_t, h^x_{t-1}), run over the whole batch at once
+            self.x_rnn = nn.GRU(c.x_dim, c.h_dim, batch_first=True)
+            self.h_x0 = nn.Parameter(torch.zeros(c.h_dim))
+        if not spec.transition:
+            self.z_0 = nn.Parameter(torch.zeros(c.z_dim))
+        # --- p(z_t | ...) ----------------------------------------------------
+        zc = c.h_dim if spec.transition else c.z_dim
+        xc = 0
+        if spec.base.feedforward:
+            xc = c.h_dim if (spec.feedforward and not joint) else c.x_dim
+        if c.transition_net == "mlp":
+            self.transition = GaussianHead(zc + xc, c.z_dim, c.hidden_dim, c.min_scale)
+        elif c.transition_net == "gated":
+            self.transition = GatedTransition(c.z_dim, zc + xc, c.hidden_dim, c.min_scale)
+        else:
+            self.transition = LinearGaussianHead(zc + xc, c.z_dim)
+        # --- p(x_t | ...) ----------------------------------------------------
+        if joint:
+            e_in = c.h_dim
+        else:
+            e_in = c.h_dim if spec.emission else c.z_dim
+            if spec.base.autoregressive:
+                e_in += c.h_dim if spec.autoregression else c.x_dim
+        self.emitter = EmissionHead(e_in, c.x_dim, c.hidden_dim, c.emission, c.emission_net, c.min_scale)
+
+    # ------------------------------------------------------------------ API
+    @property
+    def x_dim(self) -> int:
+        return self.config.x_dim
+
+    @property
+    def z_dim(self) -> int:
+        return self.config.z_dim
+
+    @property
+    def joint(self) -> bool:
+        return self.config.recurrence == "joint"
+
+    def check_inputs(self, x, mask=None):
+        """Validate ``x`` ``(B, T, x_dim)`` and ``mask`` ``(B, T)``; returns ``(x, mask, lengths)``."""
+        return check_observations(x, mask, self.config.x_dim, self.config.emission)
+
+    # Pieces that guides reuse ("reusing the RNN structure of the generative process", Sec. II-B.2).
+    def latent_rnn_init(self) -> torch.Tensor:
+        """``h^z_0`` ``(h_dim,)``; broadcasts against any batch shape."""
+        return self.h_z0
+
+    def latent_rnn_step(self, z_t: torch.Tensor, h_prev: torch.Tensor,
+                        x_prev: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``h^z_t = d_{h^z}(z_t, h^z_{t-1})``; joint: ``h_t = d_h(x_{t-1}, z_t, h_{t-1})``.
+
+        Args:
+            z_t: ``(*batch, z_dim)``; h_prev: ``(*batch, h_dim)``;
+            x_prev: ``(*batch, x_dim)``, only for the joint recurrence.
+        """
+        inp = bcat((x_prev, z_t)) if self.joint else z_t
+        return cell_step(self.z_cell, inp, h_prev)
+
+    def observation_rnn(self, x: torch.Tensor) -> torch.Tensor:
+        """States ``h^x_0..h^x_T`` of the GRU over ``x`` ``(B, T, x_dim)`` -> ``(B, T+1, h_dim)``."""
+        B = x.shape[0]
+        h0 = self.h_x0.expand(B, -1)
+        out, _ = self.x_rnn(x, h0.unsqueeze(0).contiguous())
+        return torch.cat([h0.unsqueeze(1), out], dim=1)
+
+    # ---------------------------------------------------------------- model
+    def forward(self, x: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None, *,
+                num_steps: Optional[int] = None, batch_size: Optional[int] = None,
+                annealing_factor: float = 1.0) -> torch.Tensor:
+        spec, c = self.spec, self.config
+        if x is None:
+            if mask is not None:
+                raise ValueError("mask given without x")
+            if num_steps is None or num_steps < 1:
+                raise ValueError(f"num_steps must be a positive integer when x is None, got {num_steps!r}")
+            B, T_obs, device = batch_size or 1, 0, self._device()
+        else:
+            x, mask, _ = self.check_inputs(x, mask)
+            B, T_obs, device = x.shape[0], x.shape[1], x.device
+        T = T_obs if num_steps is None else int(num_steps)
+        if T < T_obs:
+            raise ValueError(f"num_steps={T} is shorter than the observed x (T={T_obs})")
+        if T > T_obs and mask is not None and not bool(mask.all()):
+            raise ValueError("continuing sequences of different lengths is not supported; "
+                             "pass prefixes of equal length without padding")
+
+        joint = self.joint
+        x_prev = torch.zeros(c.x_dim, device=device)  # x_0
+        h_x = None
+        if spec.has_x_rnn and not joint:
+            hx_seq = self.observation_rnn(x) if T_obs > 0 else self.h_x0.unsqueeze(0).unsqueeze(0)
+            h_x = hx_seq[:, 0]
+        h_z = self.latent_rnn_init() if spec.has_z_rnn else None
+        z_prev = None if spec.transition else self.z_0
+        xs = []
+        with pyro.plate("sequences", B, dim=-1):
+            for t in pyro.markov(range(1, T + 1)):
+                m_t = mask[:, t - 1] if (mask is not None and t <= T_obs) else None
+                # p(z_t | zeta_{t-1}, xi^z_{t-1})
+                zc = h_z if spec.transition else z_prev
+                xc = None
+                if spec.base.feedforward:
+                    xc = h_x if (spec.feedforward and not joint) else x_prev
+                loc, scale = self.transition(zc, xc)
+                z_dist = dist.Normal(loc, scale).to_event(1)
+                with poutine.scale(scale=annealing_factor):
+                    z_t = pyro.sample(site_name("z", t), z_dist if m_t is None else z_dist.mask(m_t))
+                if spec.has_z_rnn:
+                    h_z = self.latent_rnn_step(z_t, h_z, x_prev)
+                # p(x_t | zeta'_t, xi^x_{t-1})
+                if joint:
+                    x_dist = self.emitter(h_z)
+                else:
+                    ec = h_z if spec.emission else z_t
+                    ex = None
+                    if spec.base.autoregressive:
+                        ex = h_x if spec.autoregression else x_prev
+                    x_dist = self.emitter(ec, ex)
+                obs = x[:, t - 1] if t <= T_obs else None
+                x_t = pyro.sample(site_name("x", t), x_dist if m_t is None else x_dist.mask(m_t), obs=obs)
+                xs.append(x_t)
+                # advance the observation contexts
+                x_prev = x_t
+                if h_x is not None:
+                    h_x = hx_seq[:, t] if t <= T_obs else gru_step(self.x_rnn, x_t, h_x)
+                z_prev = z_t
+        return torch.stack(torch.broadcast_tensors(*xs), dim=-2)
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ----------------------------------------------------------- generation
+    @torch.no_grad()
+    def generate(self, num_steps: int, batch_size: int = 1, prefix: Optional[torch.Tensor] = None,
+                 guide=None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Sample sequences from the prior, or continue given prefixes.
+
+        Args:
+            num_steps: number of *new* steps to generate.
+            batch_size: number of sequences (ignored when ``prefix`` is given).
+            prefix: optional ``(B, T0, x_dim)`` prefixes of equal length; their
+                latent states are drawn from ``guide`` (required then) and the
+                prior is rolled forward from there.
+            guide: a guide for this model, used to infer the prefix's latents.
+
+        Returns:
+            ``(x, z)`` of shapes ``(B, T0 + num_steps, x_dim)`` and
+            ``(B, T0 + num_steps, z_dim)``; ``x`` starts with the prefix.
+        """
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        if prefix is None:
+            tr = poutine.trace(self).get_trace(None, num_steps=num_steps, batch_size=batch_size)
+            T = num_steps
+        else:
+            if guide is None:
+                raise ValueError("continuing a prefix needs a guide to infer its latent states")
+            T0 = prefix.shape[1] if prefix.dim() == 3 else None
+            if T0 is None:
+                raise ValueError(f"prefix must have shape (B, T0, x_dim), got {tuple(prefix.shape)}")
+            guide_tr = poutine.trace(guide).get_trace(prefix)
+            tr = poutine.trace(poutine.replay(self, trace=guide_tr)).get_trace(
+                prefix, num_steps=T0 + num_steps)
+            T = T0 + num_steps
+        xs = tr.nodes["_RETURN"]["value"]
+        zs = torch.stack([tr.nodes[site_name("z", t)]["value"] for t in range(1, T + 1)], dim=-2)
+        return xs, zs

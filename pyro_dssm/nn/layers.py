@@ -1,0 +1,287 @@
+"""Neural building blocks of the DSSM family.
+
+Each module names the factor of the taxonomy paper [1] that it parameterises.
+Tensors carry arbitrary leading batch dimensions ``*batch`` (the batch ``B``,
+and a particle dimension in front of it under vectorised ELBOs); the last
+dimension is the feature dimension.
+
+[1] S. Tang et al., "A Hierarchical Taxonomy for Deep State Space Models",
+    arXiv:2412.11211.
+[2] R. Krishnan, U. Shalit, D. Sontag, "Structured Inference Networks for
+    Nonlinear State Space Models", AAAI 2017, arXiv:1609.09869.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import pyro.distributions as dist
+
+__all__ = [
+    "bcat",
+    "cell_step",
+    "gru_step",
+    "reverse_padded",
+    "GaussianHead",
+    "GatedTransition",
+    "LinearGaussianHead",
+    "EmissionHead",
+    "EMISSIONS",
+    "Combiner",
+]
+
+#: Emission families accepted by :class:`EmissionHead`.
+EMISSIONS = ("bernoulli", "gaussian", "itakura_saito", "gaussian_power")
+
+_LOG_VAR_CLAMP = (-20.0, 20.0)
+
+
+def bcat(tensors: Sequence[Optional[torch.Tensor]]) -> torch.Tensor:
+    """Concatenate along the last dim after broadcasting the leading dims.
+
+    ``None`` entries are skipped, so optional inputs can be passed as they are.
+    """
+    ts = [t for t in tensors if t is not None]
+    if len(ts) == 1:
+        return ts[0]
+    shape = torch.broadcast_shapes(*(t.shape[:-1] for t in ts))
+    return torch.cat([t.expand(shape + t.shape[-1:]) for t in ts], dim=-1)
+
+
+def cell_step(cell: nn.RNNCellBase, inp: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """One step of an RNN cell on inputs with any (broadcastable) leading dims.
+
+    Args:
+        inp: ``(*batch, input_size)``.
+        h: ``(*batch, hidden_size)``.
+
+    Returns:
+        ``(*batch, hidden_size)``.
+    """
+    shape = torch.broadcast_shapes(inp.shape[:-1], h.shape[:-1])
+    out = cell(inp.expand(shape + inp.shape[-1:]).reshape(-1, inp.shape[-1]),
+               h.expand(shape + h.shape[-1:]).reshape(-1, h.shape[-1]))
+    return out.reshape(shape + out.shape[-1:])
+
+
+def gru_step(gru: nn.GRU, inp: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """One step of a single-layer, batch-first ``nn.GRU`` (used when generating).
+
+    Args:
+        inp: ``(*batch, input_size)``.
+        h: ``(*batch, hidden_size)``.
+
+    Returns:
+        ``(*batch, hidden_size)``, equal to the GRU's output at that step.
+    """
+    shape = torch.broadcast_shapes(inp.shape[:-1], h.shape[:-1])
+    x = inp.expand(shape + inp.shape[-1:]).reshape(-1, 1, inp.shape[-1])
+    h0 = h.expand(shape + h.shape[-1:]).reshape(1, -1, h.shape[-1]).contiguous()
+    out, _ = gru(x, h0)
+    return out.reshape(shape + out.shape[-1:])
+
+
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of a right-padded batch within its own length.
+
+    Padding stays at the end, so a forward RNN over the result is a backward
+    RNN over each sequence that starts at that sequence's last valid step.
+    The operation is its own inverse.
+
+    Args:
+        x: ``(B, T, D)``.
+        lengths: ``(B,)`` integer lengths, ``1 <= lengths <= T``.
+    """
+    B, T = x.shape[:2]
+    t = torch.arange(T, device=x.device).expand(B, T)
+    L = lengths.to(device=x.device).unsqueeze(-1)
+    idx = torch.where(t < L, L - 1 - t, t)
+    return x.gather(1, idx.unsqueeze(-1).expand_as(x))
+
+
+def _softplus_scale(raw: torch.Tensor, min_scale: float) -> torch.Tensor:
+    return F.softplus(raw) + min_scale
+
+
+class GaussianHead(nn.Module):
+    r"""Dual-head MLP ``d_z`` giving a diagonal Gaussian, e.g. ``p(z_t | d_z(h_{t-1}))`` of eq. (2).
+
+    ``loc, scale = W_loc a + b, softplus(W_s a + b) + min_scale`` with
+    ``a = act(W_1 u + b_1)`` and ``u`` the concatenated inputs.
+
+    Args:
+        in_dim: total input width.
+        out_dim: dimension of the Gaussian.
+        hidden_dim: width of the shared hidden layer.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int, min_scale: float = 1e-3,
+                 activation: str = "tanh"):
+        super().__init__()
+        self.hidden = nn.Linear(in_dim, hidden_dim)
+        self.act = {"tanh": nn.Tanh(), "relu": nn.ReLU()}[activation]
+        self.loc = nn.Linear(hidden_dim, out_dim)
+        self.scale = nn.Linear(hidden_dim, out_dim)
+        self.min_scale = min_scale
+
+    def forward(self, *inputs: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        a = self.act(self.hidden(bcat(inputs)))
+        return self.loc(a), _softplus_scale(self.scale(a), self.min_scale)
+
+
+class GatedTransition(nn.Module):
+    r"""Gated transition of the DMM [2], ``p(z_t | z_{t-1})`` (Krishnan et al. 2017, Sec. 5).
+
+    .. math::
+        g_t = \sigma(W_g \,\mathrm{relu}(U_g u)),\quad
+        \tilde\mu_t = W_p \,\mathrm{relu}(U_p u),\\
+        \mu_t = (1 - g_t) \odot W_\mu z_{t-1} + g_t \odot \tilde\mu_t,\quad
+        \sigma_t = \mathrm{softplus}(W_\sigma \,\mathrm{relu}(\tilde\mu_t)),
+
+    where ``u`` is ``z_{t-1}`` concatenated with any extra conditioning inputs
+    (``x_{t-1}`` for the F-HMM/DMM-Aug bases). The linear path ``W_mu`` starts
+    at the identity, as in [2].
+    """
+
+    def __init__(self, z_dim: int, in_dim: int, hidden_dim: int, min_scale: float = 1e-3):
+        super().__init__()
+        self.gate_hidden = nn.Linear(in_dim, hidden_dim)
+        self.gate = nn.Linear(hidden_dim, z_dim)
+        self.proposed_hidden = nn.Linear(in_dim, hidden_dim)
+        self.proposed = nn.Linear(hidden_dim, z_dim)
+        self.z_to_loc = nn.Linear(z_dim, z_dim)
+        self.scale = nn.Linear(z_dim, z_dim)
+        nn.init.eye_(self.z_to_loc.weight)
+        nn.init.zeros_(self.z_to_loc.bias)
+        self.min_scale = min_scale
+
+    def forward(self, z_prev: torch.Tensor, *extra: Optional[torch.Tensor]
+                ) -> Tuple[torch.Tensor, torch.Tensor]:
+        u = bcat((z_prev,) + extra)
+        gate = torch.sigmoid(self.gate(F.relu(self.gate_hidden(u))))
+        proposed = self.proposed(F.relu(self.proposed_hidden(u)))
+        loc = (1 - gate) * self.z_to_loc(z_prev) + gate * proposed
+        scale = _softplus_scale(self.scale(F.relu(proposed)), self.min_scale)
+        return loc, scale
+
+
+class LinearGaussianHead(nn.Module):
+    r"""Linear-Gaussian factor ``N(W u, diag(s^2))`` with a learned constant scale.
+
+    With it as both transition and emission the HMM base is a linear-Gaussian
+    state space model, whose exact likelihood the Kalman filter gives.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, init_scale: float = 1.0):
+        super().__init__()
+        self.weight = nn.Linear(in_dim, out_dim, bias=False)
+        raw = torch.full((out_dim,), float(init_scale)).expm1().log()
+        self.raw_scale = nn.Parameter(raw)
+
+    @property
+    def scale_value(self) -> torch.Tensor:
+        return F.softplus(self.raw_scale)
+
+    def forward(self, *inputs: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        loc = self.weight(bcat(inputs))
+        return loc, self.scale_value.expand(loc.shape)
+
+
+class EmissionHead(nn.Module):
+    r"""The observation model ``p(x_t | d_x(\cdot))`` of eqs. (3), (14), (15), (17), (19).
+
+    Families (``family``):
+
+    * ``"bernoulli"``: independent Bernoulli with logits (binary piano rolls).
+    * ``"gaussian"``: diagonal Gaussian (real-valued series).
+    * ``"itakura_saito"``: power spectrogram ``x = |S|^2`` with ``S`` a zero-mean
+      circular complex Gaussian of variance ``v`` output by the decoder; the power
+      is then exponential with mean ``v``, so ``-log p(x|v) = log v + x / v``,
+      the Itakura-Saito divergence between ``x`` and ``v`` up to terms free of ``v``.
+      (The complex density of ``S`` differs by the constant ``log pi`` per bin.)
+    * ``"gaussian_power"``: a diagonal Gaussian on the power values, as the
+      paper's own code does.
+
+    Networks (``net``): ``"mlp"`` (one hidden layer, dual head), ``"deep"``
+    (two ReLU hidden layers, the DMM emitter of [2]) or ``"linear"``.
+    """
+
+    def __init__(self, in_dim: int, x_dim: int, hidden_dim: int, family: str = "gaussian",
+                 net: str = "mlp", min_scale: float = 1e-3):
+        super().__init__()
+        if family not in EMISSIONS:
+            raise ValueError(f"unknown emission family {family!r}; expected one of {EMISSIONS}")
+        if net not in ("mlp", "deep", "linear"):
+            raise ValueError(f"unknown emission network {net!r}; expected 'mlp', 'deep' or 'linear'")
+        self.family = family
+        self.net = net
+        self.min_scale = min_scale
+        n_out = 1 if family in ("bernoulli", "itakura_saito") else 2
+        if net == "linear":
+            if family in ("gaussian", "gaussian_power"):
+                self.body = LinearGaussianHead(in_dim, x_dim)
+            else:
+                self.body = nn.Linear(in_dim, x_dim)
+            return
+        layers = [nn.Linear(in_dim, hidden_dim), nn.ReLU() if net == "deep" else nn.Tanh()]
+        if net == "deep":
+            layers += [nn.Linear(hidden_dim, hidden_dim), nn.ReLU()]
+        self.body = nn.Sequential(*layers)
+        self.heads = nn.ModuleList(nn.Linear(hidden_dim, x_dim) for _ in range(n_out))
+
+    def forward(self, *inputs: Optional[torch.Tensor]) -> dist.TorchDistribution:
+        """Returns the distribution of ``x_t``, batch shape ``*batch``, event shape ``(x_dim,)``."""
+        u = bcat(inputs)
+        if self.net == "linear":
+            if isinstance(self.body, LinearGaussianHead):
+                loc, scale = self.body(u)
+                return dist.Normal(loc, scale).to_event(1)
+            out = (self.body(u),)
+        else:
+            a = self.body(u)
+            out = tuple(h(a) for h in self.heads)
+        if self.family == "bernoulli":
+            return dist.Bernoulli(logits=out[0]).to_event(1)
+        if self.family == "itakura_saito":
+            log_var = out[0].clamp(*_LOG_VAR_CLAMP)
+            return dist.Exponential(torch.exp(-log_var)).to_event(1)
+        loc, raw = out
+        return dist.Normal(loc, _softplus_scale(raw, self.min_scale)).to_event(1)
+
+
+class Combiner(nn.Module):
+    r"""Guide factor ``q(z_t | c_t, g_t)``: the combiner function of [2], generalised.
+
+    .. math::
+        a_t = \tfrac12\big(\tanh(W_c c_t + b_c) + P g_t\big),\quad
+        \mu_t = W_\mu a_t + b_\mu,\quad \sigma_t = \mathrm{softplus}(W_\sigma a_t + b_\sigma)
+
+    ``c_t`` is the latent context (``z_{t-1}``, a generative RNN state such as
+    ``h^1_{t-1}`` of eq. (8), or an inference RNN state ``H_{t-1}``) and
+    ``g_t`` the observation features (RNN states over ``x``). ``P g_t`` does
+    not depend on the latent path, so :meth:`project` computes it for every
+    step at once.
+    """
+
+    def __init__(self, c_dim: int, g_dim: int, z_dim: int, hidden_dim: int,
+                 min_scale: float = 1e-3):
+        super().__init__()
+        self.c_to_hidden = nn.Linear(c_dim, hidden_dim)
+        self.g_to_hidden = nn.Linear(g_dim, hidden_dim)
+        self.loc = nn.Linear(hidden_dim, z_dim)
+        self.scale = nn.Linear(hidden_dim, z_dim)
+        self.min_scale = min_scale
+
+    def project(self, g: torch.Tensor) -> torch.Tensor:
+        """``P g`` for features ``(B, T, g_dim)`` -> ``(B, T, hidden_dim)``."""
+        return self.g_to_hidden(g)
+
+    def forward(self, c: torch.Tensor, g_proj: torch.Tensor
+                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns ``(loc, scale, a_t)``; ``a_t`` is the context of a conditional IAF."""
+        a = 0.5 * (torch.tanh(self.c_to_hidden(c)) + g_proj)
+        return self.loc(a), _softplus_scale(self.scale(a), self.min_scale), a

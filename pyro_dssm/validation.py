@@ -1,0 +1,83 @@
+"""Input checks shared by models and guides; every error names the problem."""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+
+__all__ = ["check_observations", "lengths_from_mask"]
+
+
+def lengths_from_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Lengths ``(B,)`` of a boolean prefix mask ``(B, T)``."""
+    return mask.sum(-1)
+
+
+def check_observations(
+    x, mask: Optional[torch.Tensor], x_dim: int, emission: str
+) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
+    """Validate a batch of sequences and its mask.
+
+    Args:
+        x: observations ``(B, T, x_dim)``; padding after each sequence's end
+            must be finite (zeros are customary).
+        mask: optional boolean ``(B, T)``, ``True`` on valid steps; each row must
+            be a prefix mask (valid steps first) with at least one valid step.
+        x_dim: the model's observation dimension.
+        emission: the emission family, whose support ``x`` must lie in.
+
+    Returns:
+        ``(x, mask, lengths)`` with ``x`` a floating tensor, ``mask`` unchanged
+        (``None`` stays ``None``) and ``lengths`` ``(B,)``.
+
+    Raises:
+        TypeError, ValueError: with a message naming the problem.
+    """
+    if not isinstance(x, torch.Tensor):
+        try:
+            x = torch.as_tensor(x, dtype=torch.get_default_dtype())
+        except Exception as e:  # noqa: BLE001 - re-raised with context
+            raise TypeError(f"x must be a tensor of shape (B, T, x_dim), got {type(x).__name__}") from e
+    if not torch.is_floating_point(x):
+        x = x.to(torch.get_default_dtype())
+    if x.dim() != 3:
+        raise ValueError(f"x must have shape (B, T, x_dim) = (B, T, {x_dim}), got shape {tuple(x.shape)}")
+    B, T, D = x.shape
+    if D != x_dim:
+        raise ValueError(f"x has x_dim={D} in its last dimension but the model expects x_dim={x_dim} "
+                         f"(x shape {tuple(x.shape)})")
+    if B == 0:
+        raise ValueError(f"x is an empty batch (B=0), shape {tuple(x.shape)}")
+    if T == 0:
+        raise ValueError(f"x has zero-length sequences (T=0), shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        bad = (~torch.isfinite(x)).nonzero()[0].tolist()
+        raise ValueError(f"x contains NaN or inf (first at batch {bad[0]}, step {bad[1]}, dim {bad[2]}); "
+                         "pad with finite values and use `mask` for missing steps")
+    if mask is None:
+        lengths = torch.full((B,), T, dtype=torch.long, device=x.device)
+    else:
+        if not isinstance(mask, torch.Tensor):
+            raise TypeError(f"mask must be a boolean tensor of shape (B, T), got {type(mask).__name__}")
+        if mask.dtype != torch.bool:
+            raise TypeError(f"mask must have dtype torch.bool, got {mask.dtype}")
+        if tuple(mask.shape) != (B, T):
+            raise ValueError(f"mask must have shape (B, T) = {(B, T)} to match x, got {tuple(mask.shape)}")
+        lengths = lengths_from_mask(mask)
+        if (lengths == 0).any():
+            i = int((lengths == 0).nonzero()[0])
+            raise ValueError(f"sequence {i} of the batch has zero length (its mask row is all False)")
+        prefix = torch.arange(T, device=mask.device) < lengths.unsqueeze(-1)
+        if not torch.equal(prefix, mask):
+            i = int((prefix != mask).any(-1).nonzero()[0])
+            raise ValueError(f"mask row {i} is not a prefix mask: valid steps must come first, "
+                             "then padding (sequences are right-padded)")
+    valid = x if mask is None else x[mask]
+    if emission == "bernoulli" and not ((valid == 0) | (valid == 1)).all():
+        raise ValueError("x must be binary (0/1) under a Bernoulli emission; found values "
+                         f"such as {valid[(valid != 0) & (valid != 1)][:3].tolist()}")
+    if emission in ("itakura_saito", "gaussian_power") and (valid < 0).any():
+        raise ValueError(f"x must be a non-negative power spectrogram under the {emission} emission; "
+                         f"found values such as {valid[valid < 0][:3].tolist()}")
+    return x, mask, lengths
