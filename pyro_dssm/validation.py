@@ -6,7 +6,7 @@ from typing import Optional, Tuple
 
 import torch
 
-__all__ = ["check_observations", "lengths_from_mask"]
+__all__ = ["check_observations", "check_annealing", "lengths_from_mask"]
 
 
 def lengths_from_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -81,3 +81,11 @@ def check_observations(
         raise ValueError(f"x must be a non-negative power spectrogram under the {emission} emission; "
                          f"found values such as {valid[valid < 0][:3].tolist()}")
     return x, mask, lengths
+
+
+def check_annealing(factor: float) -> None:
+    """KL annealing scales the latent sites by ``factor``; Pyro needs it positive."""
+    if isinstance(factor, torch.Tensor):
+        return  # checked by pyro.poutine.scale
+    if not factor > 0:
+        raise ValueError(f"annealing_factor must be > 0 (a scale on the latent sites), got {factor!r}")

@@ -21,6 +21,7 @@ from pyro.nn import PyroModule
 from ..models.dssm import DSSM, site_name
 from ..nn.layers import Combiner, cell_step, reverse_padded
 from ..spec import past_x_needed, z_history_needed
+from ..validation import check_annealing
 
 __all__ = ["GuideConfig", "DSSMGuide", "GUIDES", "guide_plan"]
 
@@ -244,6 +245,7 @@ class DSSMGuide(PyroModule):
         if x is None:
             raise ValueError("the guide needs observations x of shape (B, T, x_dim)")
         model = self.model
+        check_annealing(annealing_factor)
         x, mask, lengths = model.check_inputs(x, mask)
         B, T, _ = x.shape
         g_proj = self.combiner.project(self.features(x, lengths))  # (B, T, hidden)

@@ -24,7 +24,7 @@ from ..nn.layers import (
     gru_step,
 )
 from ..spec import Base, DSSMSpec
-from ..validation import check_observations
+from ..validation import check_annealing, check_observations
 
 __all__ = ["ModelConfig", "DSSM", "site_name"]
 
@@ -221,6 +221,7 @@ class DSSM(PyroModule):
                 num_steps: Optional[int] = None, batch_size: Optional[int] = None,
                 annealing_factor: float = 1.0) -> torch.Tensor:
         spec, c = self.spec, self.config
+        check_annealing(annealing_factor)
         if x is None:
             if mask is not None:
                 raise ValueError("mask given without x")

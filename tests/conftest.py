@@ -1,0 +1,31 @@
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pyro
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+TINY = dict(z_dim=3, h_dim=6, hidden_dim=6)
+TINY_GUIDE = dict(rnn_dim=6, hidden_dim=6)
+
+
+@pytest.fixture(autouse=True)
+def clean_pyro():
+    """Every test starts from a cleared param store, with validation on and a fixed seed."""
+    pyro.clear_param_store()
+    pyro.enable_validation(True)
+    pyro.set_rng_seed(0)
+    yield
+    pyro.clear_param_store()
+
+
+def ragged_batch(x_dim=4, lengths=(6, 4, 1, 6), binary=False, seed=0):
+    """A right-padded batch ``(B, T, x_dim)`` with zero padding and its prefix mask."""
+    g = torch.Generator().manual_seed(seed)
+    B, T = len(lengths), max(lengths)
+    x = (torch.rand(B, T, x_dim, generator=g) < 0.3).float() if binary else torch.randn(B, T, x_dim, generator=g)
+    mask = torch.arange(T) < torch.tensor(lengths).unsqueeze(-1)
+    return x * mask.unsqueeze(-1), mask
