@@ -92,9 +92,12 @@ def kalman_log_likelihood(model: DSSM, x: torch.Tensor, init_scale: float = 1e-6
         raise ValueError("the exact likelihood needs the linear-Gaussian HMM: spec 'hmm', transition_net='linear', "
                          f"emission_net='linear', emission='gaussian'; got {c}")
     x, _, _ = model.check_inputs(x)
+    f64 = torch.float64  # the near point mass at z_0 needs double precision
     tr, em = model.transition, model.emitter.body
-    init = dist.Normal(model.z_0, torch.full_like(model.z_0, init_scale)).to_event(1)
-    trans = dist.Normal(torch.zeros_like(model.z_0), tr.scale_value).to_event(1)
-    obs = dist.Normal(torch.zeros(c.x_dim, dtype=x.dtype), em.scale_value).to_event(1)
-    hmm = dist.GaussianHMM(init, tr.weight.weight.T, trans, em.weight.weight.T, obs, duration=x.shape[1])
-    return hmm.log_prob(x)
+    z0 = model.z_0.to(f64)
+    init = dist.Normal(z0, torch.full_like(z0, init_scale)).to_event(1)
+    trans = dist.Normal(torch.zeros_like(z0), tr.scale_value.to(f64)).to_event(1)
+    obs = dist.Normal(torch.zeros(c.x_dim, dtype=f64, device=x.device), em.scale_value.to(f64)).to_event(1)
+    hmm = dist.GaussianHMM(init, tr.weight.weight.T.to(f64), trans, em.weight.weight.T.to(f64), obs,
+                           duration=x.shape[1])
+    return hmm.log_prob(x.to(f64)).to(x.dtype)
