@@ -20,7 +20,7 @@ import pyro.poutine as poutine
 from .models.dssm import DSSM
 
 __all__ = ["log_weights", "elbo_per_sequence", "iwae_per_sequence", "kalman_log_likelihood",
-           "PARTICLE_PLATE"]
+           "linear_gaussian_log_likelihood", "PARTICLE_PLATE"]
 
 #: Name of the particle plate; it matches Pyro's own vectorised ELBOs.
 PARTICLE_PLATE = "num_particles_vectorized"
@@ -92,12 +92,22 @@ def kalman_log_likelihood(model: DSSM, x: torch.Tensor, init_scale: float = 1e-6
         raise ValueError("the exact likelihood needs the linear-Gaussian HMM: spec 'hmm', transition_net='linear', "
                          f"emission_net='linear', emission='gaussian'; got {c}")
     x, _, _ = model.check_inputs(x)
-    f64 = torch.float64  # the near point mass at z_0 needs double precision
     tr, em = model.transition, model.emitter.body
-    z0 = model.z_0.to(f64)
+    return linear_gaussian_log_likelihood(tr.weight.weight, tr.scale_value, em.weight.weight, em.scale_value,
+                                          model.z_0, x, init_scale)
+
+
+def linear_gaussian_log_likelihood(A, q, C, r, z0, x: torch.Tensor, init_scale: float = 1e-6) -> torch.Tensor:
+    """Exact ``log p(x)`` ``(B,)`` of ``z_t = A z_{t-1} + N(0, diag q^2)``, ``x_t = C z_t + N(0, diag r^2)``.
+
+    Args:
+        A: ``(z_dim, z_dim)``; q: ``(z_dim,)``; C: ``(x_dim, z_dim)``; r: ``(x_dim,)``;
+        z0: ``(z_dim,)``, the fixed initial state; x: ``(B, T, x_dim)``.
+    """
+    f64 = torch.float64  # the near point mass at z_0 needs double precision
+    A, q, C, r, z0 = (torch.as_tensor(v, dtype=f64, device=x.device) for v in (A, q, C, r, z0))
     init = dist.Normal(z0, torch.full_like(z0, init_scale)).to_event(1)
-    trans = dist.Normal(torch.zeros_like(z0), tr.scale_value.to(f64)).to_event(1)
-    obs = dist.Normal(torch.zeros(c.x_dim, dtype=f64, device=x.device), em.scale_value.to(f64)).to_event(1)
-    hmm = dist.GaussianHMM(init, tr.weight.weight.T.to(f64), trans, em.weight.weight.T.to(f64), obs,
-                           duration=x.shape[1])
+    trans = dist.Normal(torch.zeros_like(z0), q).to_event(1)
+    obs = dist.Normal(torch.zeros_like(r), r).to_event(1)
+    hmm = dist.GaussianHMM(init, A.T, trans, C.T, obs, duration=x.shape[1])
     return hmm.log_prob(x.to(f64)).to(x.dtype)
