@@ -164,7 +164,7 @@ class DSSMSpec:
                 raise ValueError(f"unknown relaxation flag {p!r} in spec name {name!r}; "
                                  f"expected some of {sorted(_SHORT.values())}")
             flags[flag] = True
-        return cls(Base(parts[0]) if parts[0] in {b.value for b in Base} else parts[0], **flags)
+        return cls(parts[0], **flags)
 
     @property
     def known_as(self) -> Optional[str]:

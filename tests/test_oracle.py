@@ -25,7 +25,7 @@ def linear_gaussian_model(seed=0):
         m.emitter.body.weight.weight.copy_(torch.tensor([[1.0, 0.0], [0.5, 1.0], [-1.0, 0.3]]))
         m.emitter.body.raw_scale.copy_(torch.tensor([0.4, 0.3, 0.5]).expm1().log())
         m.z_0.copy_(torch.tensor([0.7, -0.4]))
-    m.requires_grad_(False)
+    m.requires_grad_(False).train(False)  # frozen: only guides are fitted here
     return m
 
 
@@ -154,3 +154,17 @@ def test_mean_field_elbo_is_the_monte_carlo_elbo():
                                     max_plate_nesting=1).loss(m, guide, x)
     e, se = pd.elbo_per_sequence(m, guide, x, num_particles=4000)
     assert abs(analytic - e.sum().item()) < 4 * (se ** 2).sum().sqrt().item() + 0.05
+
+
+@pytest.mark.slow
+def test_long_fit_brings_the_full_guide_within_005_nats_per_step():
+    pyro.set_rng_seed(0)
+    m = linear_gaussian_model()
+    x, _ = m.generate(10, batch_size=24)
+    lp = pd.kalman_log_likelihood(m, x)
+    guide = pd.create_guide("full", m, rnn_dim=16, hidden_dim=16)
+    _fit_guide(m, guide, x, steps=1500)
+    with torch.no_grad():
+        e, _ = pd.elbo_per_sequence(m, guide, x, num_particles=1000)
+    gap = ((lp - e) / x.shape[1]).mean().item()
+    assert 0 <= gap < 0.05, gap

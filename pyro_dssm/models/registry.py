@@ -63,14 +63,13 @@ def model_config(name: Union[str, DSSMSpec, ModelConfig], **overrides) -> ModelC
         raise TypeError(f"model name must be a str, DSSMSpec or ModelConfig, got {type(name).__name__}")
     if name in _REGISTRY:
         return _REGISTRY[name](**overrides)
-    if "+" in name or name in {b.value for b in Base}:
-        try:
-            spec = DSSMSpec.from_name(name)
-        except ValueError as e:
-            raise ValueError(f"unknown model {name!r}: {e}") from None
-        return ModelConfig(spec=spec, **overrides)
-    _check_name(name)
-    raise AssertionError  # unreachable
+    if "+" not in name and name not in {b.value for b in Base}:
+        _check_name(name)  # raises: neither a preset nor a spec name
+    try:
+        spec = DSSMSpec.from_name(name)
+    except ValueError as e:
+        raise ValueError(f"unknown model {name!r}: {e}") from None
+    return ModelConfig(spec=spec, **overrides)
 
 
 def create_model(name: Union[str, DSSMSpec, ModelConfig], **overrides) -> DSSM:
