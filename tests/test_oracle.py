@@ -76,14 +76,18 @@ def _fit_guide(m, guide, x, steps):
         opt.step()
 
 
-@pytest.fixture(scope="module")
-def fitted():
-    """A linear-Gaussian model, data from it, its exact log p(x), and a full guide fitted alone."""
+def _problem():
+    """A linear-Gaussian model, 24 sequences of length 10 from it, their exact log p(x), a fresh full guide."""
     pyro.set_rng_seed(0)
     m = linear_gaussian_model()
     x, _ = m.generate(10, batch_size=24)
-    lp = pd.kalman_log_likelihood(m, x)
-    guide = pd.create_guide("full", m, rnn_dim=16, hidden_dim=16)
+    return m, x, pd.kalman_log_likelihood(m, x), pd.create_guide("full", m, rnn_dim=16, hidden_dim=16)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """The problem, with the guide fitted alone for 300 steps, and the untrained guide's ELBO."""
+    m, x, lp, guide = _problem()
     pyro.set_rng_seed(1)
     e0, se0 = pd.elbo_per_sequence(m, guide, x, num_particles=200)
     _fit_guide(m, guide, x, steps=300)
@@ -158,11 +162,7 @@ def test_mean_field_elbo_is_the_monte_carlo_elbo():
 
 @pytest.mark.slow
 def test_long_fit_brings_the_full_guide_within_005_nats_per_step():
-    pyro.set_rng_seed(0)
-    m = linear_gaussian_model()
-    x, _ = m.generate(10, batch_size=24)
-    lp = pd.kalman_log_likelihood(m, x)
-    guide = pd.create_guide("full", m, rnn_dim=16, hidden_dim=16)
+    m, x, lp, guide = _problem()
     _fit_guide(m, guide, x, steps=1500)
     with torch.no_grad():
         e, _ = pd.elbo_per_sequence(m, guide, x, num_particles=1000)
