@@ -7,7 +7,7 @@ The model and guide are ``PyroModule``s, so their parameters are ordinary
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 import torch
 

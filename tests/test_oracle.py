@@ -35,7 +35,7 @@ def hand_marginal(m, T):
     Q = torch.diag(m.transition.scale_value ** 2)
     C = m.emitter.body.weight.weight
     R = torch.diag(m.emitter.body.scale_value ** 2)
-    means, covs = [], {}
+    means = []
     mu, P = m.z_0, torch.zeros(Z, Z)
     Ps = []
     for t in range(T):

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 import pyro_dssm as pd
-from pyro_dssm.data import LinearGaussianSSM, linear_gaussian_dataset
+from pyro_dssm.data import linear_gaussian_dataset
 from pyro_dssm.infer import linear_gaussian_log_likelihood
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -28,10 +28,6 @@ __all__ = ["GuideConfig", "DSSMGuide", "GUIDES", "guide_plan"]
 #: Guide names: the two alignment styles of Sec. II-B and the App. D variants.
 GUIDES = ("partial", "full", "A", "B", "C")
 
-# Sources of the latent context c_t and of the past-observation feature.
-_Z_SOURCES = ("last", "model_rnn", "guide_rnn")
-_X_SOURCES = (None, "last", "model_rnn", "guide_rnn")
-
 
 @dataclass(frozen=True)
 class GuidePlan:
