@@ -1,0 +1,139 @@
+"""Run configuration: one flat dataclass, read from YAML, overridden field by field from the command line.
+
+Every field is also a flag of ``scripts/train.py`` (``z_dim`` is ``--z-dim``);
+precedence is defaults < ``--config FILE`` < explicit flags. The resolved config
+is written to ``RUN_DIR/config.yaml``, which ``evaluate.py`` and ``sample.py``
+read back to rebuild the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+__all__ = ["TrainConfig", "load_config", "save_config"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. Defaults are the main job's (about 10 min on 2 CPU cores)."""
+
+    # what to train
+    model: str = "arssm"
+    guide: str = "full"
+    iaf: int = 0
+    iaf_dim: int = 20
+    z_dim: int = 16
+    h_dim: int = 64
+    hidden_dim: int = 64
+    guide_rnn_dim: int = 64
+    emission: Optional[str] = None  # None: bernoulli for binary data, else gaussian
+    model_options: Dict[str, Any] = field(default_factory=dict)  # any other ModelConfig field
+    # data
+    data: str = "bach"  # bach | jsb | nottingham | musedata | piano | a .npy/.npz file | a MIDI/MusicXML folder
+    data_root: Optional[str] = None  # folder of the benchmark pickles (default: the user cache)
+    frames_per_quarter: int = 1  # MIDI/MusicXML folders only
+    max_sequences: Optional[int] = None  # keep only the first N sequences of each split (quick checks)
+    # optimisation (paper, Sec. III: Adam, norm clipping 10, batches of 100, annealing over 100 epochs)
+    epochs: int = 25
+    batch_size: int = 20
+    lr: float = 3e-3
+    clip_norm: float = 10.0
+    anneal_epochs: int = 5
+    min_annealing: float = 0.2
+    patience: int = 0  # early stopping on the validation ELBO; 0 = off
+    val_every: int = 1
+    eval_particles: int = 10
+    seed: int = 0
+    jit: bool = False
+    num_buckets: int = 4
+    num_workers: int = 0
+    # hardware
+    accelerator: str = "cpu"
+    devices: Union[int, str] = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    # output
+    out: Optional[str] = None  # default runs/{model}-{guide}-{data}
+    progress: bool = True
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        positive = ["iaf_dim", "z_dim", "h_dim", "hidden_dim", "guide_rnn_dim", "epochs", "batch_size",
+                    "val_every", "eval_particles", "num_buckets", "num_nodes", "frames_per_quarter"]
+        for name in positive:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"config field {name!r} must be a positive integer, got {v!r}")
+        for name in ("iaf", "anneal_epochs", "patience", "num_workers"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"config field {name!r} must be a non-negative integer, got {v!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not self.clip_norm > 0:
+            raise ValueError(f"clip_norm must be > 0, got {self.clip_norm!r}")
+        if not 0 < self.min_annealing <= 1:
+            raise ValueError(f"min_annealing must be in (0, 1], got {self.min_annealing!r}")
+        if self.max_sequences is not None and self.max_sequences < 1:
+            raise ValueError(f"max_sequences must be >= 1, got {self.max_sequences!r}")
+        if self.iaf and self.iaf_dim < self.z_dim:
+            raise ValueError(f"iaf_dim={self.iaf_dim} < z_dim={self.z_dim}: an IAF's hidden width must be at "
+                             "least z_dim (pyro's AutoRegressiveNN); lower z_dim or raise iaf_dim")
+
+    @property
+    def run_dir(self) -> Path:
+        if self.out:
+            return Path(self.out)
+        data = Path(self.data).stem if os.sep in self.data or "." in self.data else self.data
+        return Path("runs") / f"{self.model}-{self.guide}-{data}"
+
+    def annealing_factor(self, epoch: int) -> float:
+        """KL annealing: the scale on the latent sites, rising linearly from ``min_annealing`` to 1."""
+        if self.anneal_epochs <= 0:
+            return 1.0
+        return min(1.0, self.min_annealing + (1.0 - self.min_annealing) * epoch / self.anneal_epochs)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any], where: str = "config") -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {unknown}; known fields: {sorted(names)}")
+        return cls(**d)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return self.from_dict({**self.to_dict(), **changes})
+
+
+def load_config(path: Union[str, os.PathLike]) -> Dict[str, Any]:
+    """Read a YAML config into a dict of fields (checked against :class:`TrainConfig`)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    try:
+        d = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path} is not valid YAML: {e}") from e
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: a config is a mapping of fields, got {type(d).__name__}")
+    TrainConfig.from_dict(d, where=str(path))  # validate now, with the file's name in errors
+    return d
+
+
+def save_config(cfg: TrainConfig, path: Union[str, os.PathLike]) -> None:
+    import yaml
+
+    from .utils import atomic_write_text
+
+    atomic_write_text(Path(path), yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,21 @@
+"""Training: a minimal in-memory SVI loop (:func:`fit`) and the Lightning engine behind ``scripts/train.py``.
+
+The engine (:mod:`pyro_dssm.training.engine`) imports Lightning, so it is loaded
+on first use: ``from pyro_dssm.training import train, DSSMTask``.
+"""
+
+from .loop import fit, negative_elbo_per_step
+
+__all__ = ["fit", "negative_elbo_per_step", "train", "load_run", "evaluate_split", "DSSMTask",
+           "SequenceDataModule", "AtomicCheckpointIO", "build_corpus", "build_model_and_guide"]
+
+_ENGINE = {"train", "load_run", "evaluate_split", "DSSMTask", "SequenceDataModule", "AtomicCheckpointIO",
+           "build_corpus", "build_model_and_guide", "check_checkpoint", "load_weights", "make_trainer"}
+
+
+def __getattr__(name):
+    if name in _ENGINE:
+        from . import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,495 @@
+"""The training engine: Lightning runs the loop, the Pyro loss is an ``ELBOModule``.
+
+``TraceMeanField_ELBO()(model, guide)`` turns the model/guide pair into a
+``torch.nn.Module`` whose forward is the differentiable negative ELBO. With
+Pyro's module-local parameters the parameters live on the modules, so plain
+PyTorch optimisers, Lightning checkpoints and DDP apply unchanged.
+
+What a run does (:func:`train`):
+  1. builds the corpus, the model and the guide from a :class:`~pyro_dssm.config.TrainConfig`;
+  2. writes ``RUN_DIR/config.yaml`` (resolved config);
+  3. evaluates the test negative ELBO per step of the untrained model;
+  4. trains with Adam, gradient-*norm* clipping, KL annealing, early stopping, and
+     atomic checkpoints (``checkpoints/last.ckpt`` every epoch, ``checkpoints/best.ckpt``
+     by validation ELBO), logging to ``logs/`` (CSV, plus TensorBoard when installed);
+  5. evaluates the best checkpoint on the test split and writes ``metrics.json``.
+
+``resume=True`` continues from ``checkpoints/last.ckpt`` exactly where the run
+stopped: the optimiser, the epoch, the early-stopping state and the random
+number generators are restored, and the data order is a function of the
+seed and the epoch, so an interrupted-and-resumed run ends with the same
+parameters as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+import pyro
+from pyro.infer import JitTraceMeanField_ELBO, TraceMeanField_ELBO
+
+from ..config import TrainConfig, save_config
+from ..data.corpus import SPLITS, Corpus, PadCollate, SequenceDataset, length_buckets, load_arrays
+from ..utils import atomic_write_bytes, atomic_write_text
+
+import lightning as L
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+__all__ = ["DSSMTask", "SequenceDataModule", "AtomicCheckpointIO", "build_corpus", "build_model_and_guide",
+           "evaluate_split", "train", "load_run"]
+
+VAL_METRIC = "val/nelbo_per_step"
+MUSIC_BENCHMARKS = ("jsb", "nottingham", "musedata", "piano")
+
+
+# ----------------------------------------------------------------------------------------------
+# Building blocks
+# ----------------------------------------------------------------------------------------------
+
+def build_corpus(cfg: TrainConfig) -> Corpus:
+    """The corpus named by ``cfg.data``: ``bach`` (shipped), a benchmark name, a file or a folder."""
+    from ..data import music
+
+    name = cfg.data
+    if name in ("bach", "bach_chorales"):
+        corpus = music.load_bach_chorales()
+    elif name.lower() in MUSIC_BENCHMARKS or name.lower() in ("jsb_chorales", "piano-midi", "piano_midi"):
+        corpus = music.load_benchmark(name, cfg.data_root)
+    else:
+        path = Path(name)
+        if path.is_dir():
+            corpus = music.load_music_folder(path, cfg.frames_per_quarter, seed=cfg.seed)
+        elif path.suffix.lower() in (".pickle", ".pkl"):
+            corpus = music.load_boulanger_pickle(path)
+        elif path.suffix.lower() in (".npy", ".npz"):
+            corpus = load_arrays(path, seed=cfg.seed)
+        elif not path.exists():
+            raise FileNotFoundError(
+                f"data {name!r} is neither a known corpus (bach, {', '.join(MUSIC_BENCHMARKS)}) nor an existing "
+                "file or folder")
+        else:
+            raise ValueError(f"don't know how to read {name!r}: use a .npy/.npz array, a Boulanger .pickle or a "
+                             "folder of MIDI/MusicXML files")
+    if cfg.max_sequences is not None:
+        corpus = Corpus({s: corpus.splits[s][:cfg.max_sequences] for s in SPLITS}, name=corpus.name,
+                        source=corpus.source)
+    return corpus
+
+
+def resolve_emission(cfg: TrainConfig, corpus: Corpus) -> str:
+    if cfg.emission is not None:
+        if cfg.emission == "bernoulli" and not corpus.is_binary():
+            raise ValueError(f"emission 'bernoulli' needs binary data, but {corpus.name} has values other than 0/1")
+        return cfg.emission
+    return "bernoulli" if corpus.is_binary() else "gaussian"
+
+
+def build_model_and_guide(cfg: TrainConfig, x_dim: int, emission: str):
+    """Model and guide of a run. Module-local parameters unless ``cfg.jit`` (Pyro's JIT reads the param store)."""
+    from ..guides import create_guide
+    from ..models import create_model
+
+    pyro.settings.set(module_local_params=not cfg.jit)  # must precede the construction of PyroModules
+    pyro.clear_param_store()
+    model = create_model(cfg.model, x_dim=x_dim, emission=emission, z_dim=cfg.z_dim, h_dim=cfg.h_dim,
+                         hidden_dim=cfg.hidden_dim, **cfg.model_options)
+    guide = create_guide(cfg.guide, model, rnn_dim=cfg.guide_rnn_dim, hidden_dim=cfg.hidden_dim,
+                         num_iafs=cfg.iaf, iaf_dim=cfg.iaf_dim)
+    return model, guide
+
+
+class _Positional(torch.nn.Module):
+    """Adapts ``f(x, mask, annealing_factor=a)`` to ``f(x, mask, a)``: the JIT ELBO needs tensors positional.
+
+    ``num_steps`` and ``batch_size`` go as keyword arguments, which key the
+    compiled graphs (one per padded length and batch size).
+    """
+
+    def __init__(self, fn: torch.nn.Module):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x, mask, annealing, **kwargs):
+        return self.fn(x, mask, annealing_factor=annealing, **kwargs)
+
+
+class DSSMTask(L.LightningModule):
+    """A model/guide pair trained by maximising the (annealed) ELBO, eq. (9) of the taxonomy paper.
+
+    Args:
+        model, guide: ``PyroModule``s with signature ``f(x, mask, *, annealing_factor)``.
+        cfg: the run's config (learning rate, annealing schedule, JIT).
+
+    Logged: ``train/loss`` (annealed negative ELBO per valid step) and
+    ``val/nelbo_per_step`` (unannealed; the sum over the validation split divided
+    by its number of steps, reduced over all processes).
+    """
+
+    def __init__(self, model, guide, cfg: TrainConfig):
+        super().__init__()
+        self.model, self.guide, self.cfg = model, guide, cfg
+        if cfg.jit:
+            elbo = JitTraceMeanField_ELBO(ignore_jit_warnings=True)(_Positional(model), _Positional(guide))
+        else:
+            elbo = TraceMeanField_ELBO()(model, guide)
+        # kept out of the module tree so that the state dict has one copy of each parameter
+        object.__setattr__(self, "elbo", elbo)
+        self._val_sums: List[torch.Tensor] = []
+        self._pending_rng: Optional[Dict[str, Any]] = None
+
+    # -- loss ----------------------------------------------------------------------------------
+    def negative_elbo(self, x: torch.Tensor, mask: torch.Tensor, annealing_factor: float = 1.0) -> torch.Tensor:
+        """Differentiable negative ELBO summed over the batch ``x`` ``(B, T, x_dim)``, ``mask`` ``(B, T)``."""
+        if self.cfg.jit:
+            a = torch.tensor(float(annealing_factor), device=x.device)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                return self.elbo(x, mask, a, num_steps=int(x.shape[1]), batch_size=int(x.shape[0]))
+        return self.elbo(x, mask, annealing_factor=annealing_factor)
+
+    def training_step(self, batch, batch_idx):
+        x, mask = batch
+        loss = self.negative_elbo(x, mask, self.cfg.annealing_factor(self.current_epoch)) / mask.sum()
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=x.shape[0])
+        return loss
+
+    def on_validation_epoch_start(self):
+        self._val_sums = []
+
+    def validation_step(self, batch, batch_idx):
+        x, mask = batch
+        loss = TraceMeanField_ELBO().differentiable_loss(self.model, self.guide, x, mask)
+        self._val_sums.append(torch.stack([loss.detach(), mask.sum().to(loss.dtype)]))
+
+    def on_validation_epoch_end(self):
+        total = torch.stack(self._val_sums).sum(0) if self._val_sums else torch.zeros(2, device=self.device)
+        total = self.trainer.strategy.reduce(total, reduce_op="sum")
+        self.log(VAL_METRIC, total[0] / total[1], prog_bar=True, sync_dist=False)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.cfg.lr)
+
+    # -- exact resume --------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        kind, key, pos, has_gauss, cached = np.random.get_state()
+        # plain types and tensors only: checkpoints load with torch.load(weights_only=True)
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state(),
+                                    "numpy": [kind, torch.from_numpy(key.astype(np.int64)), pos, has_gauss, cached],
+                                    "python": random.getstate()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["pyro_dssm_config"] = self.cfg.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        self._pending_rng = checkpoint.get("rng_states")
+
+    def on_train_epoch_start(self) -> None:
+        # restored here, not on load: anything run between loading and training
+        # (set-up, a sanity check) must not shift the random stream
+        if self._pending_rng is not None:
+            s = self._pending_rng
+            torch.set_rng_state(s["torch"])
+            kind, key, pos, has_gauss, cached = s["numpy"]
+            np.random.set_state((kind, key.numpy().astype(np.uint32), pos, has_gauss, cached))
+            random.setstate(s["python"])
+            if "cuda" in s and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(s["cuda"])
+            self._pending_rng = None
+
+
+class _EvalShardSampler(torch.utils.data.Sampler):
+    """Indices ``rank, rank + world, ...`` in order: each sequence evaluated once, no padding duplicates."""
+
+    def __init__(self, n: int, rank: int, world: int):
+        self.indices = list(range(rank, n, world))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+
+class SequenceDataModule(L.LightningDataModule):
+    """Padded, masked batches of a :class:`Corpus`, sharded over processes.
+
+    Training batches are shuffled by a ``DistributedSampler`` seeded with
+    ``seed`` and reseeded each epoch (so the order depends only on seed and
+    epoch: resumable and identical on every process); within a batch the
+    sequences keep the sampler's order (no sorting by length). With
+    ``buckets`` every batch is padded up to one of a few lengths.
+    """
+
+    def __init__(self, corpus: Corpus, batch_size: int, seed: int = 0, buckets: Optional[Sequence[int]] = None,
+                 num_workers: int = 0):
+        super().__init__()
+        self.corpus, self.batch_size, self.seed, self.num_workers = corpus, batch_size, seed, num_workers
+        self.collate = PadCollate(buckets)
+        self.datasets = {s: SequenceDataset(corpus.splits[s]) for s in SPLITS}
+
+    def _world(self) -> Tuple[int, int]:
+        if self.trainer is not None:
+            return self.trainer.global_rank, self.trainer.world_size
+        return 0, 1
+
+    def _loader(self, dataset, sampler, batch_size):
+        # a private generator: iterating a loader must not draw from the global RNG (exact resume)
+        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=self.collate,
+                                           num_workers=self.num_workers, generator=torch.Generator(),
+                                           persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self):
+        rank, world = self._world()
+        sampler = torch.utils.data.DistributedSampler(self.datasets["train"], num_replicas=world, rank=rank,
+                                                      shuffle=True, seed=self.seed)
+        return self._loader(self.datasets["train"], sampler, self.batch_size)
+
+    def _eval_loader(self, split):
+        rank, world = self._world()
+        return self._loader(self.datasets[split], _EvalShardSampler(len(self.datasets[split]), rank, world),
+                            self.batch_size)
+
+    def val_dataloader(self):
+        return self._eval_loader("valid")
+
+    def test_dataloader(self):
+        return self._eval_loader("test")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file and renames it into place.
+
+    A run killed while saving leaves the previous checkpoint intact, never a
+    truncated one.
+    """
+
+    def save_checkpoint(self, checkpoint: Dict[str, Any], path, storage_options: Optional[Any] = None) -> None:
+        import io
+
+        buf = io.BytesIO()
+        torch.save(checkpoint, buf)
+        atomic_write_bytes(path, buf.getvalue())
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation
+# ----------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def evaluate_split(model, guide, seqs: Sequence[np.ndarray], *, batch_size: int = 50, elbo_particles: int = 10,
+                   iwae_particles: int = 0, seed: int = 0) -> Dict[str, Any]:
+    """Test metrics of Table II on a list of ``(T, x_dim)`` sequences.
+
+    Returns:
+        ``nelbo_per_step``: negative ELBO summed over sequences divided by the
+        number of steps (``elbo_particles`` draws averaged); ``steps``; and, with
+        ``iwae_particles = K > 0``, ``nll_per_step`` (the K-sample importance-weighted
+        bound, an estimate of the NLL) plus the per-sequence lists.
+    """
+    from ..data.corpus import pad_sequences
+    from ..infer import elbo_per_sequence, iwae_per_sequence
+
+    pyro.set_rng_seed(seed)
+    was_training = model.training, guide.training
+    model.eval(), guide.eval()
+    elbos, iwaes, lengths = [], [], []
+    for i in range(0, len(seqs), batch_size):
+        x, mask = pad_sequences(seqs[i:i + batch_size])
+        lengths += mask.sum(-1).tolist()
+        mean, _ = elbo_per_sequence(model, guide, x, mask, num_particles=elbo_particles)
+        elbos += mean.tolist()
+        if iwae_particles:
+            iwaes += iwae_per_sequence(model, guide, x, mask, num_particles=iwae_particles).tolist()
+    model.train(was_training[0]), guide.train(was_training[1])
+    steps = int(sum(lengths))
+    out: Dict[str, Any] = {"sequences": len(seqs), "steps": steps,
+                           "nelbo_per_step": -float(np.sum(elbos)) / steps, "elbo_particles": elbo_particles,
+                           "per_sequence": {"length": [int(n) for n in lengths], "elbo": elbos}}
+    if iwae_particles:
+        out["nll_per_step"] = -float(np.sum(iwaes)) / steps
+        out["iwae_particles"] = iwae_particles
+        out["per_sequence"]["iwae"] = iwaes
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# A whole run
+# ----------------------------------------------------------------------------------------------
+
+def _loggers(run_dir: Path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    loggers = [CSVLogger(str(run_dir), name="logs", version="")]
+    try:
+        import tensorboard  # noqa: F401
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(str(run_dir), name="logs", version="tensorboard"))
+    except ImportError:
+        pass
+    return loggers
+
+
+def _devices(value):
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value
+
+
+def make_trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks=()) -> L.Trainer:
+    ckpt_dir = run_dir / "checkpoints"
+    callbacks = [
+        ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=VAL_METRIC, mode="min", save_top_k=1,
+                        save_last=True, enable_version_counter=False),
+        *extra_callbacks,
+    ]
+    if cfg.patience:
+        callbacks.append(EarlyStopping(monitor=VAL_METRIC, mode="min", patience=cfg.patience))
+    return L.Trainer(
+        max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=_devices(cfg.devices), num_nodes=cfg.num_nodes,
+        strategy=cfg.strategy, gradient_clip_val=cfg.clip_norm, gradient_clip_algorithm="norm",
+        check_val_every_n_epoch=cfg.val_every, callbacks=callbacks, logger=_loggers(run_dir),
+        plugins=[AtomicCheckpointIO()], use_distributed_sampler=False, num_sanity_val_steps=0,
+        enable_progress_bar=cfg.progress, enable_model_summary=False, log_every_n_steps=1,
+        deterministic=False, default_root_dir=str(run_dir))
+
+
+def _initialise(task: DSSMTask, data: SequenceDataModule) -> None:
+    """One forward pass so that every lazily created parameter exists before the optimiser is built."""
+    x, mask = data.collate([data.datasets["train"][i] for i in range(min(2, len(data.datasets["train"])))])
+    with torch.no_grad():
+        TraceMeanField_ELBO().differentiable_loss(task.model, task.guide, x, mask)
+
+
+def _prepare(cfg: TrainConfig):
+    corpus = build_corpus(cfg)
+    emission = resolve_emission(cfg, corpus)
+    model, guide = build_model_and_guide(cfg, corpus.x_dim, emission)
+    buckets = length_buckets(corpus.lengths("train"), cfg.num_buckets) if cfg.jit else None
+    data = SequenceDataModule(corpus, cfg.batch_size, cfg.seed, buckets, cfg.num_workers)
+    task = DSSMTask(model, guide, cfg)
+    return corpus, emission, task, data
+
+
+def train(cfg: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any]:
+    """Run (or resume) a training run in ``cfg.run_dir``; returns the final metrics (also in ``metrics.json``)."""
+    run_dir = cfg.run_dir
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if resume:
+        if not last.is_file():
+            raise FileNotFoundError(f"cannot resume: {last} does not exist (start the run without --resume)")
+        check_checkpoint(last)
+    elif last.is_file():
+        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    corpus, emission, task, data = _prepare(cfg)
+    _initialise(task, data)
+    rank_zero = int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+    if rank_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+        log(f"data: {corpus} (emission {emission})")
+        log(f"model: {cfg.model} ({task.model.config.spec.name}), guide: {cfg.guide}, IAFs: {cfg.iaf}, "
+            f"parameters: {sum(p.numel() for p in task.parameters())}")
+    before = None
+    before_path = run_dir / "untrained_test.json"
+    if rank_zero and not resume:
+        before = evaluate_split(task.model, task.guide, corpus.splits["test"], batch_size=cfg.batch_size,
+                                elbo_particles=cfg.eval_particles, seed=cfg.seed)
+        before.pop("per_sequence")
+        atomic_write_text(before_path, json.dumps(before, indent=2))
+        log(f"untrained: test negative ELBO per step {before['nelbo_per_step']:.4f}")
+        L.seed_everything(cfg.seed, workers=True, verbose=False)  # the evaluation must not shift the stream
+    t0 = time.time()
+    trainer = make_trainer(cfg, run_dir)
+    trainer.fit(task, datamodule=data, ckpt_path=str(last) if resume else None)
+    if not trainer.is_global_zero:
+        return {}
+    seconds = time.time() - t0
+    best = run_dir / "checkpoints" / "best.ckpt"
+    chosen = best if best.is_file() else last
+    load_weights(task, chosen)
+    after = evaluate_split(task.model, task.guide, corpus.splits["test"], batch_size=cfg.batch_size,
+                           elbo_particles=cfg.eval_particles, seed=cfg.seed)
+    after.pop("per_sequence")
+    if before is None and before_path.is_file():
+        before = json.loads(before_path.read_text())
+    metrics = {
+        "model": cfg.model, "guide": cfg.guide, "iaf": cfg.iaf, "data": corpus.name, "emission": emission,
+        "epochs_run": trainer.current_epoch, "train_seconds": seconds, "checkpoint": chosen.name,
+        "best_val_nelbo_per_step": _float(trainer.checkpoint_callback.best_model_score),
+        "test_nelbo_per_step_untrained": before["nelbo_per_step"] if before else None,
+        "test_nelbo_per_step": after["nelbo_per_step"], "test": after,
+    }
+    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    log(f"trained {metrics['epochs_run']} epochs in {seconds:.0f} s; test negative ELBO per step: "
+        f"{metrics['test_nelbo_per_step_untrained']} (untrained) -> {after['nelbo_per_step']:.4f} ({chosen.name})")
+    return metrics
+
+
+def _float(v):
+    return None if v is None else float(v)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading runs back
+# ----------------------------------------------------------------------------------------------
+
+def check_checkpoint(path: Path) -> Dict[str, Any]:
+    """Load a checkpoint file, turning a corrupt or foreign file into a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        raise ValueError(f"checkpoint {path} is corrupt or not a checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ValueError(f"checkpoint {path} has no state_dict: not a pyro-dssm training checkpoint")
+    return ckpt
+
+
+def load_weights(task: DSSMTask, path: Path) -> None:
+    ckpt = check_checkpoint(path)
+    try:
+        task.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise ValueError(f"checkpoint {path} does not fit the run's model ({e})") from e
+
+
+def load_run(run_dir, checkpoint: str = "best", jit: bool = False):
+    """Rebuild a run's corpus, model and guide from ``RUN_DIR/config.yaml`` and a checkpoint.
+
+    Args:
+        run_dir: a directory written by :func:`train`.
+        checkpoint: ``best``, ``last`` or a path to a ``.ckpt`` file.
+
+    Returns:
+        ``(cfg, corpus, model, guide)`` with the model and guide in eval mode.
+    """
+    from ..config import load_config
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.yaml")
+    cfg = TrainConfig.from_dict(load_config(run_dir / "config.yaml")).replace(jit=jit, out=str(run_dir))
+    path = Path(checkpoint) if checkpoint not in ("best", "last") else run_dir / "checkpoints" / f"{checkpoint}.ckpt"
+    if checkpoint == "best" and not path.is_file():
+        path = run_dir / "checkpoints" / "last.ckpt"
+    corpus, _, task, _ = _prepare(cfg)
+    load_weights(task, path)
+    task.model.eval(), task.guide.eval()
+    return cfg, corpus, task.model, task.guide
+
+
+__all__ += ["check_checkpoint", "load_weights", "make_trainer", "resolve_emission"]
