@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
-__all__ = ["TrainConfig", "load_config", "save_config"]
+__all__ = ["TrainConfig", "load_config", "save_config", "add_config_arguments", "resolve_config"]
 
 
 @dataclass
@@ -38,7 +38,7 @@ class TrainConfig:
     frames_per_quarter: int = 1  # MIDI/MusicXML folders only
     max_sequences: Optional[int] = None  # keep only the first N sequences of each split (quick checks)
     # optimisation (paper, Sec. III: Adam, norm clipping 10, batches of 100, annealing over 100 epochs)
-    epochs: int = 25
+    epochs: int = 30
     batch_size: int = 20
     lr: float = 3e-3
     clip_norm: float = 10.0
@@ -137,3 +137,80 @@ def save_config(cfg: TrainConfig, path: Union[str, os.PathLike]) -> None:
     from .utils import atomic_write_text
 
     atomic_write_text(Path(path), yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line: every field is a flag; only flags given explicitly override the config file
+# ----------------------------------------------------------------------------------------------
+
+_HELP = {
+    "model": "a registered model (pyro_dssm.list_models()) or a taxonomy spec name such as 'arhmm+tr'",
+    "guide": "partial | full | A | B | C",
+    "iaf": "number of IAF layers on the guide (paper: 3)",
+    "iaf_dim": "hidden width of each IAF (paper: 20); must be >= z_dim",
+    "emission": "bernoulli | gaussian | itakura_saito | gaussian_power (default: bernoulli for binary data)",
+    "data": "bach (shipped), jsb, nottingham, musedata, piano, a .npy/.npz file, a .pickle, or a MIDI/MusicXML folder",
+    "data_root": "folder holding the benchmark pickles (default: $PYRO_DSSM_DATA or ~/.cache/pyro-dssm)",
+    "max_sequences": "keep only the first N sequences of each split (quick checks)",
+    "anneal_epochs": "epochs over which the KL factor rises to 1 (paper: 100)",
+    "min_annealing": "initial KL annealing factor",
+    "patience": "early stopping after this many validations without improvement (0: off)",
+    "eval_particles": "particles for the final test ELBO",
+    "jit": "compile the ELBO with JitTraceMeanField_ELBO (batches padded to a few length buckets)",
+    "devices": "number of devices or 'auto'",
+    "strategy": "auto | ddp | ddp_spawn | ...",
+    "out": "run directory (default runs/MODEL-GUIDE-DATA)",
+}
+
+
+def add_config_arguments(parser) -> None:
+    """Add one flag per :class:`TrainConfig` field (``z_dim`` -> ``--z-dim``), default: not given."""
+    import argparse
+
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "model_options":
+            parser.add_argument("--model-option", dest="model_options", action="append", metavar="KEY=VALUE",
+                                default=argparse.SUPPRESS, help="any other ModelConfig field, e.g. "
+                                "transition_net=gated (repeatable)")
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kw: Dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": _HELP.get(f.name, "")}
+        default = f.default
+        if isinstance(default, bool):
+            kw["action"] = argparse.BooleanOptionalAction
+        elif f.name == "devices":
+            kw["type"] = str
+        elif isinstance(default, int) or f.name == "max_sequences":
+            kw["type"] = int
+        elif isinstance(default, float):
+            kw["type"] = float
+        if "help" in kw and default is not dataclasses.MISSING and not isinstance(default, bool):
+            kw["help"] = (kw["help"] + f" (default: {default})").strip()
+        parser.add_argument(flag, **kw)
+
+
+def _parse_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def resolve_config(args) -> TrainConfig:
+    """Defaults < ``args.config`` (a YAML file) < flags given on the command line."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    values: Dict[str, Any] = {}
+    if getattr(args, "config", None):
+        values.update(load_config(args.config))
+    given = {k: v for k, v in vars(args).items() if k in fields}
+    if "model_options" in given:
+        opts = dict(values.get("model_options") or {})
+        for item in given.pop("model_options"):
+            if "=" not in item:
+                raise ValueError(f"--model-option takes KEY=VALUE, got {item!r}")
+            k, v = item.split("=", 1)
+            opts[k.strip()] = _parse_value(v)
+        values["model_options"] = opts
+    values.update(given)
+    if isinstance(values.get("devices"), str) and values["devices"].isdigit():
+        values["devices"] = int(values["devices"])
+    return TrainConfig.from_dict(values)

@@ -15,10 +15,12 @@ TINY_GUIDE = dict(rnn_dim=6, hidden_dim=6)
 @pytest.fixture(autouse=True)
 def clean_pyro():
     """Every test starts from a cleared param store, with validation on and a fixed seed."""
+    pyro.settings.set(module_local_params=False)  # the training engine switches it on
     pyro.clear_param_store()
     pyro.enable_validation(True)
     pyro.set_rng_seed(0)
     yield
+    pyro.settings.set(module_local_params=False)
     pyro.clear_param_store()
 
 

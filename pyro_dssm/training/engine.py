@@ -108,6 +108,21 @@ def build_model_and_guide(cfg: TrainConfig, x_dim: int, emission: str):
     return model, guide
 
 
+class CachedJitTraceMeanField_ELBO(JitTraceMeanField_ELBO):
+    """``JitTraceMeanField_ELBO`` that compiles once per distinct keyword arguments, as documented.
+
+    Pyro 1.9's ``JitTraceMeanField_ELBO.differentiable_loss`` tests a cache attribute
+    (``_loss_and_surrogate_loss``) that it never sets, so it builds a new compiled
+    function, and traces again, on every call. Setting the attribute after the first
+    call makes later calls reuse the compiled graphs.
+    """
+
+    def differentiable_loss(self, model, guide, *args, **kwargs):
+        loss = super().differentiable_loss(model, guide, *args, **kwargs)
+        self._loss_and_surrogate_loss = self._differentiable_loss
+        return loss
+
+
 class _Positional(torch.nn.Module):
     """Adapts ``f(x, mask, annealing_factor=a)`` to ``f(x, mask, a)``: the JIT ELBO needs tensors positional.
 
@@ -139,7 +154,7 @@ class DSSMTask(L.LightningModule):
         super().__init__()
         self.model, self.guide, self.cfg = model, guide, cfg
         if cfg.jit:
-            elbo = JitTraceMeanField_ELBO(ignore_jit_warnings=True)(_Positional(model), _Positional(guide))
+            elbo = CachedJitTraceMeanField_ELBO(ignore_jit_warnings=True)(_Positional(model), _Positional(guide))
         else:
             elbo = TraceMeanField_ELBO()(model, guide)
         # kept out of the module tree so that the state dict has one copy of each parameter

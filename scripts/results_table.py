@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""Collect training runs into the markdown table of the taxonomy paper's Table II.
+
+Example::
+
+    python scripts/results_table.py runs/* --out results/table2.md
+
+Each run directory contributes one cell: row = model, alignment (PA/FA) and IAF;
+column = dataset. A cell reads ``NLL (ELBO)``, both test values per time step:
+the NLL estimate from ``eval_test.json`` (``scripts/evaluate.py``, IWAE bound)
+when present, the negative ELBO from there or else from ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+COLUMNS = {"nottingham": "Nottingham", "musedata": "Musedata", "piano": "Piano-midi", "jsb": "JSB",
+           "bach_chorales": "Bach chorales (music21)"}
+ALIGN = {"partial": "PA", "full": "FA"}
+
+
+def read_run(run: Path):
+    import yaml
+
+    cfg_path = run / "config.yaml"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{run} is not a run directory (no config.yaml)")
+    cfg = yaml.safe_load(cfg_path.read_text())
+    ev = run / "eval_test.json"
+    metrics = run / "metrics.json"
+    if ev.is_file():
+        res = json.loads(ev.read_text())
+        nelbo, nll, data = res["nelbo_per_step"], res.get("nll_per_step"), res.get("data")
+    elif metrics.is_file():
+        res = json.loads(metrics.read_text())
+        nelbo, nll, data = res["test_nelbo_per_step"], None, res.get("data")
+    else:
+        raise FileNotFoundError(f"{run} has neither eval_test.json nor metrics.json: is the run finished?")
+    align = ALIGN.get(cfg["guide"], cfg["guide"])
+    row = f"{cfg['model'].upper()} ({align}{', IAF' if cfg.get('iaf') else ''})"
+    return row, data or cfg["data"], nll, nelbo
+
+
+def table(cells) -> str:
+    cols = [c for c in COLUMNS if any(d == c for _, d, _, _ in cells)]
+    cols += sorted({d for _, d, _, _ in cells} - set(cols))
+    rows = sorted({r for r, _, _, _ in cells})
+    grid = {(r, d): (nll, nelbo) for r, d, nll, nelbo in cells}
+    lines = ["| model | " + " | ".join(COLUMNS.get(c, c) for c in cols) + " |",
+             "|---|" + "---|" * len(cols)]
+    for r in rows:
+        entries = []
+        for c in cols:
+            if (r, c) not in grid:
+                entries.append("")
+                continue
+            nll, nelbo = grid[r, c]
+            entries.append((f"{nll:.2f} " if nll is not None else "") + f"({nelbo:.2f})")
+        lines.append(f"| {r} | " + " | ".join(entries) + " |")
+    lines.append("")
+    lines.append("Test NLL per time step (importance-sampled bound) and, in parentheses, negative ELBO per time step.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument("--out", help="write the markdown here as well as to stdout")
+    args = p.parse_args(argv)
+    try:
+        cells = [read_run(Path(r)) for r in args.runs]
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    md = table(cells)
+    print(md, end="")
+    if args.out:
+        from pyro_dssm.utils import atomic_write_text
+
+        atomic_write_text(args.out, md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

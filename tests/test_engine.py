@@ -1,0 +1,225 @@
+"""The training engine in-process: config precedence, annealing, atomic checkpoints, sharding, JIT, configs."""
+
+import argparse
+import importlib.util
+import os
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import pyro
+from pyro.infer import TraceMeanField_ELBO
+
+from pyro_dssm.config import TrainConfig, add_config_arguments, load_config, resolve_config
+from pyro_dssm.data import Corpus, PadCollate, pad_sequences
+from pyro_dssm.training.engine import (AtomicCheckpointIO, DSSMTask, SequenceDataModule, build_model_and_guide,
+                                       check_checkpoint)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser()
+    p.add_argument("--config")
+    add_config_arguments(p)
+    return p.parse_args(argv)
+
+
+def test_config_precedence(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("model: vrnn\nz_dim: 7\nlr: 0.01\nmodel_options: {transition_net: gated}\n")
+    cfg = resolve_config(_parse(["--config", str(f), "--z-dim", "5", "--model-option", "emission_net=deep",
+                                 "--no-progress", "--devices", "2"]))
+    assert cfg.model == "vrnn" and cfg.lr == 0.01  # from the file
+    assert cfg.z_dim == 5 and cfg.progress is False and cfg.devices == 2  # flags win
+    assert cfg.model_options == {"transition_net": "gated", "emission_net": "deep"}
+    assert cfg.guide == TrainConfig().guide  # defaults fill the rest
+    assert resolve_config(_parse([])) == TrainConfig()
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown field"):
+        TrainConfig.from_dict({"zdim": 3})
+    with pytest.raises(ValueError, match="'batch_size' must be a positive integer"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="iaf_dim=8 < z_dim=16"):
+        TrainConfig(iaf=1, iaf_dim=8, z_dim=16)
+    with pytest.raises(ValueError, match="min_annealing"):
+        TrainConfig(min_annealing=0)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        load_config(bad)
+    bad.write_text("- a\n- b\n")
+    with pytest.raises(ValueError, match="mapping"):
+        load_config(bad)
+    bad.write_text("epochs: 3\nbogus: 1\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: unknown field\(s\) \['bogus'\]"):
+        load_config(bad)
+
+
+def test_annealing_schedule():
+    cfg = TrainConfig(anneal_epochs=4, min_annealing=0.2)
+    assert [round(cfg.annealing_factor(e), 6) for e in range(6)] == [0.2, 0.4, 0.6, 0.8, 1.0, 1.0]
+    assert TrainConfig(anneal_epochs=0).annealing_factor(0) == 1.0
+
+
+def test_atomic_checkpoint_survives_a_crash_while_saving(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "epoch": 1}, path)
+    for victim in ("fsync", "replace"):
+        def crash(*a, **k):
+            raise KeyboardInterrupt("killed while saving")
+
+        with monkeypatch.context() as m:
+            m.setattr(os, victim, crash)
+            with pytest.raises(KeyboardInterrupt):
+                io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "epoch": 2}, path)
+        ckpt = check_checkpoint(path)
+        assert ckpt["epoch"] == 1 and torch.equal(ckpt["state_dict"]["w"], torch.ones(3))
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # no temporary left over
+    io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "epoch": 2}, path)
+    assert check_checkpoint(path)["epoch"] == 2
+
+
+def test_check_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        check_checkpoint(tmp_path / "none.ckpt")
+    (tmp_path / "junk.ckpt").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="corrupt"):
+        check_checkpoint(tmp_path / "junk.ckpt")
+    torch.save({"weights": 1}, tmp_path / "other.ckpt")
+    with pytest.raises(ValueError, match="no state_dict"):
+        check_checkpoint(tmp_path / "other.ckpt")
+
+
+def _corpus(n=10, seed=0):
+    rng = np.random.default_rng(seed)
+    seqs = [(rng.random((int(rng.integers(2, 9)), 5)) < 0.3).astype(np.float32) for _ in range(n)]
+    return Corpus({"train": seqs, "valid": seqs[:3], "test": seqs[:3]}, name="toy")
+
+
+def test_training_batches_are_sharded_over_processes():
+    corpus = _corpus(11)
+    seen = []
+    for rank in (0, 1):
+        dm = SequenceDataModule(corpus, batch_size=2, seed=3)
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(0)
+        seen.append(list(loader.sampler))
+        ev = list(dm.val_dataloader().sampler)
+        assert ev == list(range(rank, 3, 2))  # evaluation: each sequence exactly once over the processes
+    assert len(seen[0]) == len(seen[1]) == 6  # equal shares (DDP needs the same number of steps)
+    assert set(seen[0]) | set(seen[1]) == set(range(11))
+    # the order is a function of seed and epoch only, and changes with the epoch
+    dm = SequenceDataModule(corpus, batch_size=2, seed=3)
+    s = dm.train_dataloader().sampler
+    s.set_epoch(0)
+    a = list(s)
+    s.set_epoch(1)
+    assert list(s) != a
+    s.set_epoch(0)
+    assert list(s) == a
+
+
+def test_batches_keep_the_sampler_order():
+    corpus = _corpus(6)
+    dm = SequenceDataModule(corpus, batch_size=6, seed=0)
+    loader = dm.train_dataloader()
+    loader.sampler.set_epoch(0)
+    order = list(loader.sampler)
+    x, mask = next(iter(loader))
+    lengths = [len(corpus.splits["train"][i]) for i in order]
+    assert mask.sum(1).tolist() == lengths
+    for b, i in enumerate(order):
+        assert torch.equal(x[b, : lengths[b]], torch.as_tensor(corpus.splits["train"][i]))
+
+
+def test_jit_loss_equals_the_default_loss():
+    """Same parameters, same batch: the compiled ELBO and the eager one agree in distribution.
+
+    The compiled graph draws its noise with ``torch.normal`` (traced) where the eager
+    path uses ``normal_``, so single draws differ; their means over many seeds must
+    agree. The compiled loss also sees the batch padded to a bucket, so this checks
+    that padding past a sequence's end contributes nothing under the JIT.
+    """
+    cfg = TrainConfig(model="arssm", guide="partial", z_dim=2, h_dim=6, hidden_dim=6, guide_rnn_dim=6, jit=True)
+    model, guide = build_model_and_guide(cfg, 5, "bernoulli")
+    task = DSSMTask(model, guide, cfg)
+    seqs = _corpus(4).splits["train"]
+    x, mask = pad_sequences(seqs)
+    xb, mb = PadCollate([x.shape[1] + 3])(list(map(torch.as_tensor, seqs)))
+    assert xb.shape[1] == x.shape[1] + 3
+    TraceMeanField_ELBO().differentiable_loss(model, guide, x, mask)  # parameters exist before compiling
+    eager, jit = [], []
+    with torch.no_grad():
+        for seed in range(150):
+            pyro.set_rng_seed(seed)
+            eager.append(TraceMeanField_ELBO().differentiable_loss(model, guide, x, mask, annealing_factor=0.5).item())
+            pyro.set_rng_seed(seed)
+            jit.append(task.negative_elbo(xb, mb, 0.5).item())
+    eager, jit = np.array(eager), np.array(jit)
+    se = np.sqrt(eager.var() / len(eager) + jit.var() / len(jit))
+    assert abs(eager.mean() - jit.mean()) < 4 * se + 1e-3, (eager.mean(), jit.mean(), se)
+    # a wrong annealing factor is detected by the same comparison
+    with torch.no_grad():
+        other = np.array([task.negative_elbo(xb, mb, 1.0).item() for _ in range(150)])
+    assert abs(other.mean() - jit.mean()) > 4 * se
+    # one compiled graph per (padded length, batch size), reused by later calls
+    compiled = task.elbo.elbo._differentiable_loss
+    assert len(compiled.compiled) == 1
+    xc, mc = PadCollate([x.shape[1] + 5])(list(map(torch.as_tensor, seqs)))
+    task.negative_elbo(xc, mc, 0.5)
+    task.negative_elbo(xb, mb, 0.5)
+    assert task.elbo.elbo._differentiable_loss is compiled and len(compiled.compiled) == 2
+    loss = task.negative_elbo(xb, mb, 0.5)
+    loss.backward()
+    assert all(p.grad is not None for p in task.parameters())
+
+
+def _load_script(name):
+    spec = importlib.util.spec_from_file_location(f"_s_{name}", ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_script_is_exercised_by_a_test():
+    tests = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
+    for script in sorted((ROOT / "scripts").glob("*.py")):
+        assert re.search(rf"[\"']{script.stem}(\.py)?[\"']", tests), f"no test runs scripts/{script.name}"
+
+
+def test_configs_are_current():
+    assert _load_script("make_configs").main(["--check"]) == 0
+
+
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+
+
+def test_the_music_grid_is_complete():
+    names = {p.relative_to(ROOT / "configs").as_posix() for p in CONFIGS}
+    for data in ("jsb", "nottingham", "musedata", "piano"):
+        for model in ("arssm", "fssm", "vrnn", "srnn", "rssm"):
+            for guide in ("partial", "full"):
+                for suffix in ("", "-iaf3"):
+                    assert f"music/{data}/{model}-{guide}{suffix}.yaml" in names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.relative_to(ROOT / "configs").as_posix())
+def test_every_config_parses_and_builds_its_model(path):
+    cfg = TrainConfig.from_dict(load_config(path))
+    if "music" in path.parts:
+        assert (cfg.lr, cfg.batch_size, cfg.clip_norm, cfg.anneal_epochs) == (1e-3, 100, 10.0, 100)
+        assert cfg.iaf in (0, 3) and (cfg.iaf == 0 or cfg.iaf_dim == 20)
+    model, guide = build_model_and_guide(cfg, 88, cfg.emission or "bernoulli")
+    x = (torch.rand(2, 3, 88) < 0.1).float()
+    loss = TraceMeanField_ELBO().differentiable_loss(model, guide, x)
+    assert torch.isfinite(loss)
+    assert guide.config.num_iafs == cfg.iaf and model.config.z_dim == cfg.z_dim
