@@ -114,7 +114,8 @@ def test_training_batches_are_sharded_over_processes():
         loader.sampler.set_epoch(0)
         seen.append(list(loader.sampler))
         ev = list(dm.val_dataloader().sampler)
-        assert ev == list(range(rank, 3, 2))  # evaluation: each sequence exactly once over the processes
+        # evaluation: each sequence exactly once over the processes; equal numbers of items (weight-0 fillers)
+        assert [i for i, w in ev if w == 1.0] == list(range(rank, 3, 2)) and len(ev) == 2
     assert len(seen[0]) == len(seen[1]) == 6  # equal shares (DDP needs the same number of steps)
     assert set(seen[0]) | set(seen[1]) == set(range(11))
     # the order is a function of seed and epoch only, and changes with the epoch
@@ -126,6 +127,18 @@ def test_training_batches_are_sharded_over_processes():
     assert list(s) != a
     s.set_epoch(0)
     assert list(s) == a
+
+
+def test_every_process_gets_an_evaluation_batch_even_with_one_sequence():
+    corpus = Corpus({"train": _corpus(4).splits["train"], "valid": _corpus(1).splits["train"],
+                     "test": _corpus(1).splits["train"]})
+    batches = []
+    for rank in range(3):
+        dm = SequenceDataModule(corpus, batch_size=2, seed=0)
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=3)
+        batches.append(list(dm.val_dataloader()))
+    assert [len(b) for b in batches] == [1, 1, 1]
+    assert [b[0][2].tolist() for b in batches] == [[1.0], [0.0], [0.0]]
 
 
 def test_batches_keep_the_sampler_order():

@@ -175,16 +175,19 @@ class DSSMTask(L.LightningModule):
     def training_step(self, batch, batch_idx):
         x, mask = batch
         loss = self.negative_elbo(x, mask, self.cfg.annealing_factor(self.current_epoch)) / mask.sum()
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=x.shape[0])
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=x.shape[0],
+                 sync_dist=True)
         return loss
 
     def on_validation_epoch_start(self):
         self._val_sums = []
 
     def validation_step(self, batch, batch_idx):
-        x, mask = batch
-        loss = TraceMeanField_ELBO().differentiable_loss(self.model, self.guide, x, mask)
-        self._val_sums.append(torch.stack([loss.detach(), mask.sum().to(loss.dtype)]))
+        from ..infer import elbo_per_sequence
+
+        x, mask, weight = batch
+        elbo, _ = elbo_per_sequence(self.model, self.guide, x, mask)  # (B,), one particle
+        self._val_sums.append(torch.stack([-(elbo.detach() * weight).sum(), (mask.sum(-1) * weight).sum()]))
 
     def on_validation_epoch_end(self):
         total = torch.stack(self._val_sums).sum(0) if self._val_sums else torch.zeros(2, device=self.device)
@@ -223,16 +226,47 @@ class DSSMTask(L.LightningModule):
 
 
 class _EvalShardSampler(torch.utils.data.Sampler):
-    """Indices ``rank, rank + world, ...`` in order: each sequence evaluated once, no padding duplicates."""
+    """Items ``(index, weight)``: process ``rank`` takes ``rank, rank + world, ...``.
+
+    Every process gets the same number of items (DDP needs at least one batch on
+    each); the fillers have weight 0, so each sequence counts exactly once.
+    """
 
     def __init__(self, n: int, rank: int, world: int):
-        self.indices = list(range(rank, n, world))
+        own = list(range(rank, n, world))
+        per = -(-n // world)
+        self.items = [(i, 1.0) for i in own] + [(0, 0.0)] * (per - len(own))
 
     def __iter__(self):
-        return iter(self.indices)
+        return iter(self.items)
 
     def __len__(self):
-        return len(self.indices)
+        return len(self.items)
+
+
+class _Weighted(torch.utils.data.Dataset):
+    """Reads ``(index, weight)`` items of :class:`_EvalShardSampler`."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, item):
+        i, w = item
+        return self.dataset[i], w
+
+
+class _WeightedCollate:
+    """``(x, mask, weight)`` with ``weight`` ``(B,)``."""
+
+    def __init__(self, collate):
+        self.collate = collate
+
+    def __call__(self, batch):
+        x, mask = self.collate([b[0] for b in batch])
+        return x, mask, torch.tensor([b[1] for b in batch], dtype=x.dtype)
 
 
 class SequenceDataModule(L.LightningDataModule):
@@ -257,9 +291,10 @@ class SequenceDataModule(L.LightningDataModule):
             return self.trainer.global_rank, self.trainer.world_size
         return 0, 1
 
-    def _loader(self, dataset, sampler, batch_size):
+    def _loader(self, dataset, sampler, batch_size, collate=None):
         # a private generator: iterating a loader must not draw from the global RNG (exact resume)
-        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=self.collate,
+        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler,
+                                           collate_fn=collate or self.collate,
                                            num_workers=self.num_workers, generator=torch.Generator(),
                                            persistent_workers=self.num_workers > 0)
 
@@ -271,8 +306,9 @@ class SequenceDataModule(L.LightningDataModule):
 
     def _eval_loader(self, split):
         rank, world = self._world()
-        return self._loader(self.datasets[split], _EvalShardSampler(len(self.datasets[split]), rank, world),
-                            self.batch_size)
+        return self._loader(_Weighted(self.datasets[split]),
+                            _EvalShardSampler(len(self.datasets[split]), rank, world), self.batch_size,
+                            _WeightedCollate(self.collate))
 
     def val_dataloader(self):
         return self._eval_loader("valid")
