@@ -18,7 +18,6 @@ import warnings
 import numpy as np
 import torch
 
-import pyro
 from pyro.infer import TraceMeanField_ELBO
 
 

@@ -31,19 +31,17 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import lightning as L
 import numpy as np
-import torch
-
 import pyro
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from pyro.infer import JitTraceMeanField_ELBO, TraceMeanField_ELBO
 
 from ..config import TrainConfig, save_config
 from ..data.corpus import SPLITS, Corpus, PadCollate, SequenceDataset, length_buckets, load_arrays
 from ..utils import atomic_write_bytes, atomic_write_text
-
-import lightning as L
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 __all__ = ["DSSMTask", "SequenceDataModule", "AtomicCheckpointIO", "build_corpus", "build_model_and_guide",
            "evaluate_split", "train", "load_run"]
