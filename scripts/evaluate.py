@@ -42,13 +42,12 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        from pyro_dssm.training import evaluate_split, load_run
+    from pyro_dssm.training import evaluate_split, open_run
 
-        cfg, corpus, model, guide = load_run(args.run_dir, args.checkpoint)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    run = open_run(args.run_dir, args.checkpoint)
+    if run is None:
         return 2
+    cfg, corpus, model, guide = run
     t0 = time.time()
     seqs = corpus.splits[args.split]
     res = evaluate_split(model, guide, seqs, batch_size=args.batch_size, elbo_particles=args.particles,

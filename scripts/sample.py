@@ -62,13 +62,12 @@ def plot_rolls(groups, path):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        from pyro_dssm.training import load_run
+    from pyro_dssm.training import open_run
 
-        cfg, corpus, model, guide = load_run(args.run_dir, args.checkpoint)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    run = open_run(args.run_dir, args.checkpoint)
+    if run is None:
         return 2
+    cfg, corpus, model, guide = run
     import pyro
     from pyro_dssm.data import roll_to_midi
 

@@ -541,4 +541,16 @@ def load_run(run_dir, checkpoint: str = "best", jit: bool = False):
     return cfg, corpus, task.model, task.guide
 
 
-__all__ += ["check_checkpoint", "load_weights", "make_trainer", "resolve_emission"]
+def open_run(run_dir, checkpoint: str = "best"):
+    """:func:`load_run` for command-line scripts: on a bad run directory or checkpoint it prints
+    ``error: ...`` to stderr and returns ``None`` (the script then exits with status 2)."""
+    import sys
+
+    try:
+        return load_run(run_dir, checkpoint)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+
+
+__all__ += ["open_run", "check_checkpoint", "load_weights", "make_trainer", "resolve_emission"]
