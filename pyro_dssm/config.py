@@ -30,13 +30,21 @@ class TrainConfig:
     h_dim: int = 64
     hidden_dim: int = 64
     guide_rnn_dim: int = 64
-    emission: Optional[str] = None  # None: bernoulli for binary data, else gaussian
+    emission: Optional[str] = None  # None: bernoulli for binary data, itakura_saito for speech, else gaussian
     model_options: Dict[str, Any] = field(default_factory=dict)  # any other ModelConfig field
     # data
-    data: str = "bach"  # bach | jsb | nottingham | musedata | piano | a .npy/.npz file | a MIDI/MusicXML folder
-    data_root: Optional[str] = None  # folder of the benchmark pickles (default: the user cache)
+    data: str = "bach"  # bach | jsb | nottingham | musedata | piano | speech | asterisk | librispeech-SUBSET | a file | a folder
+    data_root: Optional[str] = None  # folder of downloaded corpora (default: $PYRO_DSSM_DATA or the user cache)
     frames_per_quarter: int = 1  # MIDI/MusicXML folders only
     max_sequences: Optional[int] = None  # keep only the first N sequences of each split (quick checks)
+    # speech (App. C): 16 kHz, 1024-sample sine window, hop 256, 513 bins, 50-frame training sequences
+    sample_rate: int = 16000
+    stft_n_fft: int = 1024
+    stft_hop: int = 256
+    seq_len: int = 50
+    trim_db: float = 30.0
+    speaker_disjoint: bool = False
+    max_files: Optional[int] = None  # keep only the first N audio files (sorted by path)
     # optimisation (paper, Sec. III: Adam, norm clipping 10, batches of 100, annealing over 100 epochs)
     epochs: int = 30
     batch_size: int = 20
@@ -65,7 +73,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         positive = ["iaf_dim", "z_dim", "h_dim", "hidden_dim", "guide_rnn_dim", "epochs", "batch_size",
-                    "val_every", "eval_particles", "num_buckets", "num_nodes", "frames_per_quarter"]
+                    "val_every", "eval_particles", "num_buckets", "num_nodes", "frames_per_quarter",
+                    "sample_rate", "stft_n_fft", "stft_hop", "seq_len"]
         for name in positive:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -80,8 +89,14 @@ class TrainConfig:
             raise ValueError(f"clip_norm must be > 0, got {self.clip_norm!r}")
         if not 0 < self.min_annealing <= 1:
             raise ValueError(f"min_annealing must be in (0, 1], got {self.min_annealing!r}")
-        if self.max_sequences is not None and self.max_sequences < 1:
-            raise ValueError(f"max_sequences must be >= 1, got {self.max_sequences!r}")
+        for name in ("max_sequences", "max_files"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be a positive integer or null, got {v!r}")
+        if self.stft_hop > self.stft_n_fft:
+            raise ValueError(f"stft_hop ({self.stft_hop}) must not exceed stft_n_fft ({self.stft_n_fft})")
+        if not self.trim_db > 0:
+            raise ValueError(f"trim_db must be > 0, got {self.trim_db!r}")
         if self.iaf and self.iaf_dim < self.z_dim:
             raise ValueError(f"iaf_dim={self.iaf_dim} < z_dim={self.z_dim}: an IAF's hidden width must be at "
                              "least z_dim (pyro's AutoRegressiveNN); lower z_dim or raise iaf_dim")
@@ -148,9 +163,16 @@ _HELP = {
     "guide": "partial | full | A | B | C",
     "iaf": "number of IAF layers on the guide (paper: 3)",
     "iaf_dim": "hidden width of each IAF (paper: 20); must be >= z_dim",
-    "emission": "bernoulli | gaussian | itakura_saito | gaussian_power (default: bernoulli for binary data)",
-    "data": "bach (shipped), jsb, nottingham, musedata, piano, a .npy/.npz file, a .pickle, or a MIDI/MusicXML folder",
-    "data_root": "folder holding the benchmark pickles (default: $PYRO_DSSM_DATA or ~/.cache/pyro-dssm)",
+    "emission": "bernoulli | gaussian | itakura_saito | gaussian_power (default: bernoulli for binary data, "
+                "itakura_saito for speech)",
+    "data": "bach (shipped chorales), jsb, nottingham, musedata, piano, speech (shipped clips), asterisk, "
+            "librispeech-SUBSET, a .npy/.npz file, a .pickle, or a folder of MIDI/MusicXML or wav/flac files",
+    "data_root": "folder holding downloaded corpora (default: $PYRO_DSSM_DATA or ~/.cache/pyro-dssm)",
+    "stft_hop": "STFT hop in samples (App. C: 25%% of the 1024-sample window)",
+    "seq_len": "frames per speech training sequence (App. C: 50)",
+    "trim_db": "speech: trim leading/trailing audio quieter than this many dB below the peak",
+    "speaker_disjoint": "speech: split by speaker (first folder level) instead of by file",
+    "max_files": "speech: keep only the first N audio files",
     "max_sequences": "keep only the first N sequences of each split (quick checks)",
     "anneal_epochs": "epochs over which the KL factor rises to 1 (paper: 100)",
     "min_annealing": "initial KL annealing factor",
@@ -180,7 +202,7 @@ def add_config_arguments(parser) -> None:
             kw["action"] = argparse.BooleanOptionalAction
         elif f.name == "devices":
             kw["type"] = str
-        elif isinstance(default, int) or f.name == "max_sequences":
+        elif isinstance(default, int) or f.name in ("max_sequences", "max_files"):
             kw["type"] = int
         elif isinstance(default, float):
             kw["type"] = float

@@ -1,15 +1,24 @@
 #!/usr/bin/env python
-"""Evaluate a training run: Table II's test negative ELBO per time step and an importance-sampled NLL.
+"""Evaluate a training run: Table II's test negative ELBO per time step and an importance-sampled NLL;
+on a speech run also Table I's analysis-resynthesis (SI-SDR, wide-band PESQ, ESTOI).
 
-Example::
+Examples::
 
     python scripts/evaluate.py runs/arssm-full-bach --particles 10 --iwae 100
+    python scripts/evaluate.py runs/arssm-full-speech                  # + resynthesis, latents sampled
+    python scripts/evaluate.py runs/arssm-full-speech --latents mean   # posterior means instead
 
 Writes ``RUN_DIR/eval_SPLIT.json`` (totals) and ``RUN_DIR/eval_SPLIT.csv`` (one row
 per sequence: length, ELBO, K-particle IWAE bound, both per step). The IWAE
 bound ``log (1/K) sum_k p(x, z_k) / q(z_k | x)`` is computed per sequence; it
 equals ``-RenyiELBO(alpha=0, num_particles=K, vectorize_particles=True)`` summed
 over sequences (Pyro's ``vectorized_importance_weights`` would pool the batch).
+
+On a speech run (``--data speech``, ``asterisk``, ``librispeech-*`` or an audio folder)
+every test utterance is also resynthesised in teacher-forcing mode (see
+``pyro_dssm.resynthesis``) into ``RUN_DIR/resynthesis-LATENTS/``: ``utterances.csv``
+(per-utterance SI-SDR, PESQ-WB, ESTOI), ``summary.json`` (mean, median, 95%
+interval), ``wav/`` (resynthesised speech) and ``mel_spectrograms.png``.
 """
 
 from __future__ import annotations
@@ -31,12 +40,18 @@ def parse_args(argv=None):
     p.add_argument("--checkpoint", default="best", help="best | last | path to a .ckpt (default best)")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--particles", type=int, default=10, help="particles averaged in the ELBO")
-    p.add_argument("--iwae", type=int, default=100, help="K of the importance-weighted bound (0: skip)")
+    p.add_argument("--iwae", type=int, default=None,
+                   help="K of the importance-weighted bound (0: skip; default 100, 0 for speech)")
+    p.add_argument("--latents", choices=["sample", "mean"], default="sample",
+                   help="speech: latents drawn from the guide (paper) or its per-step means")
+    p.add_argument("--no-wav", dest="wav", action="store_false", help="speech: don't write the WAV files")
+    p.add_argument("--figure-items", type=int, default=3, help="speech: utterances in the mel figure (0: none)")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    if args.particles < 1 or args.iwae < 0 or args.batch_size < 1:
-        p.error("--particles and --batch-size must be >= 1 and --iwae >= 0")
+    if args.particles < 1 or (args.iwae is not None and args.iwae < 0) or args.batch_size < 1 \
+            or args.figure_items < 0:
+        p.error("--particles and --batch-size must be >= 1, --iwae and --figure-items >= 0")
     return args
 
 
@@ -48,6 +63,9 @@ def main(argv=None) -> int:
     if run is None:
         return 2
     cfg, corpus, model, guide = run
+    is_speech = getattr(corpus, "kind", None) == "speech"
+    if args.iwae is None:
+        args.iwae = 0 if is_speech else 100
     t0 = time.time()
     seqs = corpus.splits[args.split]
     res = evaluate_split(model, guide, seqs, batch_size=args.batch_size, elbo_particles=args.particles,
@@ -73,6 +91,16 @@ def main(argv=None) -> int:
         msg += f", NLL per step <= {res['nll_per_step']:.4f} (IWAE, K={args.iwae})"
     print(msg)
     print(f"wrote {run / f'eval_{args.split}.json'} and {run / f'eval_{args.split}.csv'}")
+    if is_speech and args.split == "test":
+        from pyro_dssm.resynthesis import evaluate_resynthesis
+
+        out = run / f"resynthesis-{args.latents}"
+        summary = evaluate_resynthesis(model, guide, corpus, out, latents=args.latents, seed=args.seed,
+                                       save_wav=args.wav, figure_items=args.figure_items)
+        summary.update(model=cfg.model, guide=cfg.guide, iaf=cfg.iaf, data=corpus.name, checkpoint=args.checkpoint)
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+        print(f"wrote {out}/ (utterances.csv, summary.json{', wav/' if args.wav else ''}"
+              f"{', mel_spectrograms.png' if args.figure_items else ''})")
     return 0
 
 

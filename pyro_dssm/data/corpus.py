@@ -14,10 +14,20 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-__all__ = ["SPLITS", "Corpus", "load_arrays", "pad_sequences", "SequenceDataset", "PadCollate",
+__all__ = ["SPLITS", "data_home", "Corpus", "load_arrays", "pad_sequences", "SequenceDataset", "PadCollate",
            "length_buckets"]
 
 SPLITS = ("train", "valid", "test")
+
+
+def data_home() -> Path:
+    """Where downloaded or built corpora live: ``$PYRO_DSSM_DATA``, else ``$XDG_CACHE_HOME/pyro-dssm``
+    (default ``~/.cache/pyro-dssm``)."""
+    env = os.environ.get("PYRO_DSSM_DATA")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pyro-dssm"
 
 
 class Corpus:
@@ -60,6 +70,18 @@ class Corpus:
 
     def lengths(self, split: str) -> np.ndarray:
         return np.array([len(x) for x in self.splits[split]])
+
+    def head(self, n: int) -> "Corpus":
+        """A copy keeping only the first ``n`` sequences of each split (quick checks)."""
+        import copy
+
+        if n < 1:
+            raise ValueError(f"head needs n >= 1, got {n}")
+        out = copy.copy(self)
+        out.splits = {s: self.splits[s][:n] for s in SPLITS}
+        if self.ids is not None:
+            out.ids = {s: list(v)[:n] for s, v in self.ids.items()}
+        return out
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{s}={len(self.splits[s])}" for s in SPLITS)

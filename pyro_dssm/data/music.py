@@ -27,7 +27,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 import numpy as np
 
 from ..utils import atomic_write_bytes
-from .corpus import SPLITS, Corpus
+from .corpus import SPLITS, Corpus, data_home
 
 __all__ = [
     "NUM_KEYS", "LOWEST_NOTE", "BENCHMARKS", "Benchmark", "notes_to_roll", "roll_to_notes",
@@ -98,15 +98,11 @@ BENCHMARKS: Dict[str, Benchmark] = {
 
 
 def benchmark_cache_dir() -> Path:
-    """Where :func:`download_benchmark` keeps files: ``$PYRO_DSSM_DATA`` or the user cache directory.
+    """Where :func:`download_benchmark` keeps files: :func:`~pyro_dssm.data.corpus.data_home`.
 
     Never inside the installed package.
     """
-    env = os.environ.get("PYRO_DSSM_DATA")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pyro-dssm"
+    return data_home()
 
 
 class _RestrictedUnpickler(pickle.Unpickler):

@@ -54,18 +54,35 @@ MUSIC_BENCHMARKS = ("jsb", "nottingham", "musedata", "piano")
 # Building blocks
 # ----------------------------------------------------------------------------------------------
 
-def build_corpus(cfg: TrainConfig) -> Corpus:
-    """The corpus named by ``cfg.data``: ``bach`` (shipped), a benchmark name, a file or a folder."""
-    from ..data import music
+def _speech_options(cfg: TrainConfig) -> Dict[str, Any]:
+    from ..data.speech import STFTConfig
+
+    return dict(stft_config=STFTConfig(cfg.sample_rate, cfg.stft_n_fft, cfg.stft_hop), seq_len=cfg.seq_len,
+                top_db=cfg.trim_db, speaker_disjoint=cfg.speaker_disjoint, seed=cfg.seed, max_files=cfg.max_files)
+
+
+def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
+    """The corpus named by ``cfg.data``: a shipped or downloaded corpus, a file or a folder."""
+    from ..data import music, speech
 
     name = cfg.data
     if name in ("bach", "bach_chorales"):
         corpus = music.load_bach_chorales()
     elif name.lower() in MUSIC_BENCHMARKS or name.lower() in ("jsb_chorales", "piano-midi", "piano_midi"):
         corpus = music.load_benchmark(name, cfg.data_root)
+    elif name in ("speech", "speech_clips"):
+        corpus = speech.load_shipped_speech(**_speech_options(cfg), log=log)
+    elif name in ("asterisk", "asterisk-en"):
+        from ..data.asterisk import load_asterisk
+
+        corpus = load_asterisk(cfg.data_root, **_speech_options(cfg), log=log)
+    elif name.startswith("librispeech-"):
+        corpus = speech.load_librispeech(name[len("librispeech-"):], cfg.data_root, **_speech_options(cfg), log=log)
     else:
         path = Path(name)
-        if path.is_dir():
+        if path.is_dir() and speech.find_audio_files(path):
+            corpus = speech.load_speech_folder(path, **_speech_options(cfg), log=log)
+        elif path.is_dir():
             corpus = music.load_music_folder(path, cfg.frames_per_quarter, seed=cfg.seed)
         elif path.suffix.lower() in (".pickle", ".pkl"):
             corpus = music.load_boulanger_pickle(path)
@@ -73,14 +90,13 @@ def build_corpus(cfg: TrainConfig) -> Corpus:
             corpus = load_arrays(path, seed=cfg.seed)
         elif not path.exists():
             raise FileNotFoundError(
-                f"data {name!r} is neither a known corpus (bach, {', '.join(MUSIC_BENCHMARKS)}) nor an existing "
-                "file or folder")
+                f"data {name!r} is neither a known corpus (bach, {', '.join(MUSIC_BENCHMARKS)}, speech, asterisk, "
+                "librispeech-SUBSET) nor an existing file or folder")
         else:
             raise ValueError(f"don't know how to read {name!r}: use a .npy/.npz array, a Boulanger .pickle or a "
                              "folder of MIDI/MusicXML files")
     if cfg.max_sequences is not None:
-        corpus = Corpus({s: corpus.splits[s][:cfg.max_sequences] for s in SPLITS}, name=corpus.name,
-                        source=corpus.source)
+        corpus = corpus.head(cfg.max_sequences)
     return corpus
 
 
@@ -89,6 +105,8 @@ def resolve_emission(cfg: TrainConfig, corpus: Corpus) -> str:
         if cfg.emission == "bernoulli" and not corpus.is_binary():
             raise ValueError(f"emission 'bernoulli' needs binary data, but {corpus.name} has values other than 0/1")
         return cfg.emission
+    if getattr(corpus, "kind", None) == "speech":
+        return "itakura_saito"
     return "bernoulli" if corpus.is_binary() else "gaussian"
 
 
@@ -420,8 +438,8 @@ def _initialise(task: DSSMTask, data: SequenceDataModule) -> None:
         TraceMeanField_ELBO().differentiable_loss(task.model, task.guide, x, mask)
 
 
-def _prepare(cfg: TrainConfig):
-    corpus = build_corpus(cfg)
+def _prepare(cfg: TrainConfig, log=None):
+    corpus = build_corpus(cfg, log)
     emission = resolve_emission(cfg, corpus)
     model, guide = build_model_and_guide(cfg, corpus.x_dim, emission)
     buckets = length_buckets(corpus.lengths("train"), cfg.num_buckets) if cfg.jit else None
@@ -441,7 +459,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any]:
     elif last.is_file():
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    corpus, emission, task, data = _prepare(cfg)
+    corpus, emission, task, data = _prepare(cfg, log)
     _initialise(task, data)
     rank_zero = int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
     if rank_zero:

@@ -1,0 +1,6 @@
+"""Metrics: pure functions, arrays in and numbers out. Never import models."""
+
+from .audio import estoi, pesq_wb, si_sdr
+from .stats import summarize
+
+__all__ = ["si_sdr", "pesq_wb", "estoi", "summarize"]
