@@ -61,7 +61,8 @@ class _LatentMean(Messenger):
     """Replaces every unobserved sample by its distribution's central value (:func:`_central_value`)."""
 
     def _pyro_sample(self, msg):
-        if not msg["is_observed"]:
+        # torch distributions only: a plate's subsample site is a sample message too
+        if not msg["is_observed"] and isinstance(msg["fn"], torch.distributions.Distribution):
             msg["value"] = _central_value(msg["fn"])
             msg["done"] = True
 
@@ -83,10 +84,13 @@ def emission_means(model, guide, x: torch.Tensor, mask: Optional[torch.Tensor] =
 
     if latents not in LATENT_MODES:
         raise ValueError(f"latents must be one of {LATENT_MODES}, got {latents!r}")
-    run_guide = poutine.block(guide) if latents == "sample" else _LatentMean()(poutine.block(guide))
+    run_guide = guide if latents == "sample" else _LatentMean()(guide)
     guide_tr = poutine.trace(run_guide).get_trace(x, mask)
     model_tr = poutine.trace(poutine.replay(model, trace=guide_tr)).get_trace(x, mask)
     T = x.shape[1]
+    for t in range(1, T + 1):  # every latent of the model must come from the guide (teacher forcing)
+        if model_tr.nodes[site_name("z", t)]["value"] is not guide_tr.nodes[site_name("z", t)]["value"]:
+            raise RuntimeError(f"the model's {site_name('z', t)} was not replayed from the guide")
     return torch.stack([_unmask(model_tr.nodes[site_name("x", t)]["fn"]).mean for t in range(1, T + 1)], dim=-2)
 
 

@@ -9,6 +9,15 @@ network sizes for music; we use z_dim 16 (an IAF of width 20 needs z_dim <= 20),
 128-unit RNNs and MLPs, at most 500 epochs with early stopping after 50
 validations without improvement.
 
+Speech (Table I): {arssm, srnn, fssm, vrnn, rssm} x {partial, full} x {no IAF,
+3 IAFs of width 20} on LibriSpeech dev-clean (the paper used an unnamed
+LibriSpeech subset with a 90/10 split by file), with App. C's settings: 16 kHz,
+1024-sample sine window, hop 256, 513 bins, 50-frame sequences, learning rate
+1e-3, 1000 epochs without early stopping, plus Sec. III's batches of 100,
+norm clipping at 10 and KL annealing over 100 epochs; Itakura-Saito likelihood.
+App. C gives no network sizes either; we use the music sizes. Also
+``speech/demo-asterisk.yaml``, a short ArSSM run on the offline asterisk corpus.
+
 ``--check`` exits non-zero when the files on disk differ from what this script
 writes (the test suite runs it).
 """
@@ -26,6 +35,26 @@ GUIDES = ("partial", "full")
 PAPER_MUSIC = dict(emission="bernoulli", z_dim=16, h_dim=128, hidden_dim=128, guide_rnn_dim=128, iaf_dim=20,
                    epochs=500, batch_size=100, lr=1e-3, clip_norm=10.0, anneal_epochs=100, min_annealing=0.1,
                    patience=50, eval_particles=10)
+
+
+PAPER_SPEECH = dict(data="librispeech-dev-clean", emission="itakura_saito", sample_rate=16000, stft_n_fft=1024,
+                    stft_hop=256, seq_len=50, z_dim=16, h_dim=128, hidden_dim=128, guide_rnn_dim=128, iaf_dim=20,
+                    epochs=1000, batch_size=100, lr=1e-3, clip_norm=10.0, anneal_epochs=100, min_annealing=0.1,
+                    patience=0, eval_particles=1)
+SPEECH_MODELS = ("arssm", "srnn", "fssm", "vrnn", "rssm")  # Table I's row order
+DEMO_SPEECH = dict(model="arssm", guide="full", iaf=0, data="asterisk", emission="itakura_saito", z_dim=16,
+                   h_dim=128, hidden_dim=128, guide_rnn_dim=128, epochs=40, batch_size=32, lr=1e-3, clip_norm=10.0,
+                   anneal_epochs=5, min_annealing=0.2, patience=0, eval_particles=1, out="runs/speech/demo-asterisk")
+
+
+def speech_configs():
+    for model in SPEECH_MODELS:
+        for guide in GUIDES:
+            for iaf in (0, 3):
+                name = f"{model}-{guide}" + (f"-iaf{iaf}" if iaf else "")
+                yield Path("speech") / f"{name}.yaml", dict(model=model, guide=guide, iaf=iaf, **PAPER_SPEECH,
+                                                            out=f"runs/speech/{name}")
+    yield Path("speech") / "demo-asterisk.yaml", DEMO_SPEECH
 
 
 def music_configs():
@@ -50,7 +79,7 @@ def main(argv=None) -> int:
     p.add_argument("--check", action="store_true", help="compare with the files on disk instead of writing")
     args = p.parse_args(argv)
     stale = []
-    for rel, cfg in music_configs():
+    for rel, cfg in [*music_configs(), *speech_configs()]:
         path = ROOT / rel
         text = render(cfg)
         if args.check:

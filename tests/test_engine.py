@@ -225,14 +225,28 @@ def test_the_music_grid_is_complete():
                     assert f"music/{data}/{model}-{guide}{suffix}.yaml" in names
 
 
+def test_the_speech_grid_is_complete():  # Table I: 5 models x 2 alignments x {no IAF, 3 IAFs}
+    names = {p.relative_to(ROOT / "configs").as_posix() for p in CONFIGS}
+    grid = {f"speech/{m}-{g}{s}.yaml" for m in ("arssm", "srnn", "fssm", "vrnn", "rssm")
+            for g in ("partial", "full") for s in ("", "-iaf3")}
+    assert grid <= names and len(grid) == 20
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.relative_to(ROOT / "configs").as_posix())
 def test_every_config_parses_and_builds_its_model(path):
     cfg = TrainConfig.from_dict(load_config(path))
-    if "music" in path.parts:
+    if "music" in path.parts or ("speech" in path.parts and "demo" not in path.name):
         assert (cfg.lr, cfg.batch_size, cfg.clip_norm, cfg.anneal_epochs) == (1e-3, 100, 10.0, 100)
         assert cfg.iaf in (0, 3) and (cfg.iaf == 0 or cfg.iaf_dim == 20)
-    model, guide = build_model_and_guide(cfg, 88, cfg.emission or "bernoulli")
-    x = (torch.rand(2, 3, 88) < 0.1).float()
+    if "speech" in path.parts:  # App. C: 16 kHz, 1024-sample window, hop 256 (513 bins), 50 frames
+        assert (cfg.sample_rate, cfg.stft_n_fft, cfg.stft_hop, cfg.seq_len) == (16000, 1024, 256, 50)
+        assert cfg.emission == "itakura_saito"
+        x_dim, x = 513, torch.rand(2, 3, 513) * 10
+        if "demo" not in path.name:
+            assert cfg.epochs == 1000 and cfg.patience == 0
+    else:
+        x_dim, x = 88, (torch.rand(2, 3, 88) < 0.1).float()
+    model, guide = build_model_and_guide(cfg, x_dim, cfg.emission or "bernoulli")
     loss = TraceMeanField_ELBO().differentiable_loss(model, guide, x)
     assert torch.isfinite(loss)
     assert guide.config.num_iafs == cfg.iaf and model.config.z_dim == cfg.z_dim
