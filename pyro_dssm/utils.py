@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Iterator, Union
 
-__all__ = ["atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text"]
 
 
 def atomic_write_bytes(path: Union[str, os.PathLike], data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a partial one.
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a partial one."""
+    with atomic_open(path) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_open(path: Union[str, os.PathLike]) -> Iterator[BinaryIO]:
+    """A binary file to write that replaces ``path`` only when the block ends without an exception.
 
     The bytes go to a temporary file in the same folder, are flushed to disk, and
     replace ``path`` with ``os.replace`` (atomic on POSIX and Windows).
@@ -21,7 +29,7 @@ def atomic_write_bytes(path: Union[str, os.PathLike], data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
