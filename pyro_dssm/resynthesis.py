@@ -32,9 +32,9 @@ import torch
 from pyro import poutine
 from pyro.poutine.messenger import Messenger
 
-from .data.speech import STFTConfig, istft, stft
+from .data.speech import STFTConfig, istft, sine_window, stft
 
-__all__ = ["emission_means", "resynthesize", "analysis_resynthesis", "score_resynthesis", "evaluate_resynthesis",
+__all__ = ["emission_means", "resynthesize", "griffin_lim", "wav_bytes", "analysis_resynthesis", "score_resynthesis", "evaluate_resynthesis",
            "plot_mel_spectrograms", "LATENT_MODES"]
 
 LATENT_MODES = ("sample", "mean")
@@ -109,6 +109,23 @@ def resynthesize(power: torch.Tensor, reference: torch.Tensor, cfg: STFTConfig, 
         raise ValueError(f"power {tuple(power.shape)} and reference STFT {tuple(reference.shape)} differ in shape")
     phase = torch.polar(torch.ones_like(reference.real), reference.angle())
     return istft(power.clamp_min(0).sqrt() * phase, cfg, length=length)
+
+
+def griffin_lim(power: np.ndarray, cfg: STFTConfig, n_iter: int = 64, seed: int = 0) -> np.ndarray:
+    """A waveform for a power spectrogram ``(T, F)`` with no phase to reuse (generated speech).
+
+    Griffin-Lim phase retrieval (librosa) with the analysis of :func:`~pyro_dssm.data.speech.stft`
+    (sine window, centred frames, zero padding). Returns ``(hop * (T - 1),)``.
+    """
+    import librosa
+
+    p = np.asarray(power, dtype=np.float32)
+    if p.ndim != 2 or p.shape[1] != cfg.n_bins:
+        raise ValueError(f"power must have shape (T, {cfg.n_bins}), got {p.shape}")
+    window = sine_window(cfg.n_fft).numpy()
+    return librosa.griffinlim(np.sqrt(np.clip(p, 0, None)).T, n_iter=n_iter, hop_length=cfg.hop,
+                              win_length=cfg.n_fft, n_fft=cfg.n_fft, window=window, center=True,
+                              pad_mode="constant", random_state=seed)
 
 
 @torch.no_grad()
@@ -205,7 +222,8 @@ def _single_threaded_blas():
     return threadpool_limits(limits=1)
 
 
-def _wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
+def wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
+    """16-bit PCM WAV file contents (samples clipped to [-1, 1])."""
     import soundfile
 
     buf = io.BytesIO()
@@ -244,7 +262,7 @@ def evaluate_resynthesis(model, guide, corpus, out_dir, *, latents: str = "sampl
                      **scores})
         if save_wav:
             stem = name.rsplit(".", 1)[0].replace("/", "__")
-            atomic_write_bytes(out_dir / "wav" / f"{stem}.wav", _wav_bytes(item["estimate"], cfg.sample_rate))
+            atomic_write_bytes(out_dir / "wav" / f"{stem}.wav", wav_bytes(item["estimate"], cfg.sample_rate))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["id", "seconds", "frames", "si_sdr", "pesq_wb", "estoi"])
     w.writeheader()
@@ -264,6 +282,7 @@ def evaluate_resynthesis(model, guide, corpus, out_dir, *, latents: str = "sampl
         k = min(figure_items, len(items))
         plot_mel_spectrograms(items[:k], names[:k], cfg, out_dir / "mel_spectrograms.png")
     if log:
-        parts = [f"{k} {v['mean']:.3f} (median {v['median']:.3f})" for k, v in metrics.items()]
+        parts = [f"{k} mean {v['mean']:.3f} [95% CI {v['ci_low']:.3f}, {v['ci_high']:.3f}], median {v['median']:.3f}"
+                 for k, v in metrics.items()]
         log(f"analysis-resynthesis of {len(rows)} test utterances ({latents} latents): " + ", ".join(parts))
     return summary

@@ -8,7 +8,9 @@ Example::
 Writes to ``RUN_DIR/samples/``: ``prior.npy`` ``(num, steps, x_dim)``,
 ``continuations.npy`` ``(num, prefix_steps + steps, x_dim)`` with the matching
 ``prefixes.npy``; for piano rolls (88 binary keys) also one MIDI file per
-sequence and ``piano_rolls.png`` (held-out data, continuations, prior samples).
+sequence and ``piano_rolls.png`` (held-out data, continuations, prior samples);
+for speech runs one WAV file per sequence, its phase found by Griffin-Lim
+(``prior_0.wav``, ``continuations_0.wav``, ...).
 """
 
 from __future__ import annotations
@@ -96,14 +98,24 @@ def main(argv=None) -> int:
                 roll_to_midi(roll, out / f"{name}_{i}.mid", tempo_bpm=args.tempo)
         for i, roll in enumerate(data):
             roll_to_midi(roll, out / f"data_{i}.mid", tempo_bpm=args.tempo)
-    if not args.no_png:
+    is_speech = getattr(corpus, "kind", None) == "speech"
+    if is_speech:
+        from pyro_dssm.resynthesis import griffin_lim, wav_bytes
+        from pyro_dssm.utils import atomic_write_bytes
+
+        for name in ("prior", "continuations"):
+            for i, power in enumerate(saved.get(name, [])):
+                wave = griffin_lim(power, corpus.stft, seed=args.seed)
+                wave = wave / max(float(np.abs(wave).max()), 1e-8)  # peak-normalised, as the training audio
+                atomic_write_bytes(out / f"{name}_{i}.wav", wav_bytes(wave, corpus.stft.sample_rate))
+    if not args.no_png and not is_speech:
         groups = [("held-out data", data)] if data else []
         if "continuations" in saved:
             groups.append((f"continued after {args.prefix_steps}", list(saved["continuations"])))
         groups.append(("prior samples", list(saved["prior"])))
         plot_rolls(groups, out / "piano_rolls.png")
-    print(f"wrote {len(saved)} arrays{', MIDI files' if is_roll else ''}"
-          f"{' and piano_rolls.png' if not args.no_png else ''} to {out}")
+    print(f"wrote {len(saved)} arrays{', MIDI files' if is_roll else ''}{', WAV files' if is_speech else ''}"
+          f"{' and piano_rolls.png' if not (args.no_png or is_speech) else ''} to {out}")
     return 0
 
 
