@@ -113,6 +113,16 @@ def _as_batch(wave) -> Tuple[torch.Tensor, bool]:
     return w, False
 
 
+def _stft_bft(w: torch.Tensor, cfg: STFTConfig) -> torch.Tensor:
+    """``torch.stft`` of checked ``(B, N)`` waveforms, in its native ``(B, F, T)`` layout."""
+    if w.shape[-1] == 0:
+        raise ValueError("cannot take the STFT of an empty waveform (0 samples)")
+    if not torch.isfinite(w).all():
+        raise ValueError("waveform contains NaN or inf")
+    return torch.stft(w, cfg.n_fft, hop_length=cfg.hop, window=sine_window(cfg.n_fft, w.dtype, w.device),
+                      center=True, pad_mode="constant", return_complex=True)
+
+
 def stft(wave, cfg: STFTConfig = STFTConfig()) -> torch.Tensor:
     """Complex STFT, batch-first.
 
@@ -123,13 +133,7 @@ def stft(wave, cfg: STFTConfig = STFTConfig()) -> torch.Tensor:
         ``(T, F)`` or ``(B, T, F)`` complex, ``T = 1 + N // hop``, ``F = n_fft // 2 + 1``.
     """
     w, single = _as_batch(wave)
-    if w.shape[-1] == 0:
-        raise ValueError("cannot take the STFT of an empty waveform (0 samples)")
-    if not torch.isfinite(w).all():
-        raise ValueError("waveform contains NaN or inf")
-    spec = torch.stft(w, cfg.n_fft, hop_length=cfg.hop, window=sine_window(cfg.n_fft, w.dtype, w.device),
-                      center=True, pad_mode="constant", return_complex=True)  # (B, F, T)
-    spec = spec.transpose(-1, -2)
+    spec = _stft_bft(w, cfg).transpose(-1, -2)
     return spec[0] if single else spec
 
 
@@ -155,8 +159,12 @@ def istft(spec: torch.Tensor, cfg: STFTConfig = STFTConfig(), length: Optional[i
 
 def power_spectrogram(wave, cfg: STFTConfig = STFTConfig()) -> torch.Tensor:
     """``|STFT|^2``: ``(N,)`` -> ``(T, F)``, ``(B, N)`` -> ``(B, T, F)``."""
-    s = stft(wave, cfg)
-    return s.real.square() + s.imag.square()  # 2.5x faster than abs().square(), which takes a square root
+    w, single = _as_batch(wave)
+    s = _stft_bft(w, cfg)
+    # re^2 + im^2 in torch.stft's own layout, then one transposing copy: about twice as fast as
+    # abs().square() (a square root) on the transposed view
+    p = (s.real.square() + s.imag.square()).transpose(-1, -2).contiguous()
+    return p[0] if single else p
 
 
 def power_spectrograms(waves: Sequence[np.ndarray], cfg: STFTConfig = STFTConfig(),
