@@ -402,7 +402,9 @@ def load_speech_folder(root: Union[str, os.PathLike], *, stft_config: STFTConfig
     seqs["test"] = [power[index[f]] for f in split["test"]]
     ids["test"] = list(split["test"])
     return SpeechCorpus(seqs, name=name or root.name, source=str(root), ids=ids, stft=stft_config,
-                        root=str(root), files=split, test_waves=[waves[index[f]] for f in split["test"]],
+                        root=str(root), files=split,
+                        # copies: a view would keep every cached waveform of the corpus in memory
+                        test_waves=[np.array(waves[index[f]]) for f in split["test"]],
                         settings={**settings, "seq_len": seq_len, "speaker_disjoint": speaker_disjoint,
                                   "test_fraction": test_fraction, "valid_fraction": valid_fraction})
 
