@@ -93,8 +93,9 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name} must be a positive integer or null, got {v!r}")
-        if self.stft_hop > self.stft_n_fft:
-            raise ValueError(f"stft_hop ({self.stft_hop}) must not exceed stft_n_fft ({self.stft_n_fft})")
+        from .data.speech import STFTConfig
+
+        STFTConfig(self.sample_rate, self.stft_n_fft, self.stft_hop)  # raises on a hop longer than the window
         if not self.trim_db > 0:
             raise ValueError(f"trim_db must be > 0, got {self.trim_db!r}")
         if self.iaf and self.iaf_dim < self.z_dim:

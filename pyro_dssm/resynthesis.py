@@ -246,7 +246,7 @@ def evaluate_resynthesis(model, guide, corpus, out_dir, *, latents: str = "sampl
     from .metrics import summarize
     from .utils import atomic_write_bytes, atomic_write_text
 
-    if getattr(corpus, "kind", None) != "speech":
+    if corpus.kind != "speech":
         raise ValueError(f"analysis-resynthesis needs a speech corpus; {corpus.name!r} is not one")
     cfg: STFTConfig = corpus.stft
     out_dir = Path(out_dir)

@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     if run is None:
         return 2
     cfg, corpus, model, guide = run
-    is_speech = getattr(corpus, "kind", None) == "speech"
+    is_speech = corpus.kind == "speech"
     if args.iwae is None:
         args.iwae = 0 if is_speech else 100
     t0 = time.time()

@@ -98,7 +98,7 @@ def main(argv=None) -> int:
                 roll_to_midi(roll, out / f"{name}_{i}.mid", tempo_bpm=args.tempo)
         for i, roll in enumerate(data):
             roll_to_midi(roll, out / f"data_{i}.mid", tempo_bpm=args.tempo)
-    is_speech = getattr(corpus, "kind", None) == "speech"
+    is_speech = corpus.kind == "speech"
     if is_speech:
         from pyro_dssm.resynthesis import griffin_lim, wav_bytes
         from pyro_dssm.utils import atomic_write_bytes

@@ -50,6 +50,14 @@ def test_config_errors(tmp_path):
         TrainConfig(iaf=1, iaf_dim=8, z_dim=16)
     with pytest.raises(ValueError, match="min_annealing"):
         TrainConfig(min_annealing=0)
+    with pytest.raises(ValueError, match=r"hop \(2048\) must not exceed the window length n_fft \(1024\)"):
+        TrainConfig(stft_hop=2048)
+    with pytest.raises(ValueError, match="'seq_len' must be a positive integer"):
+        TrainConfig(seq_len=0)
+    with pytest.raises(ValueError, match="max_files must be a positive integer"):
+        TrainConfig(max_files=0)
+    with pytest.raises(ValueError, match="trim_db"):
+        TrainConfig(trim_db=-3)
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [unclosed\n")
     with pytest.raises(ValueError, match="not valid YAML"):

@@ -38,7 +38,10 @@ class Corpus:
         name: a short name for logs and run directories.
         source: where the data came from (a path, or a description).
         ids: optional per-split names of the sequences.
+        kind: what the sequences are (``"sequences"``; :class:`~pyro_dssm.data.speech.SpeechCorpus`: ``"speech"``).
     """
+
+    kind = "sequences"
 
     def __init__(self, splits: Dict[str, List[np.ndarray]], name: str = "data", source: str = "",
                  ids: Optional[Dict[str, List[str]]] = None):

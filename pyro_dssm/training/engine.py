@@ -105,7 +105,7 @@ def resolve_emission(cfg: TrainConfig, corpus: Corpus) -> str:
         if cfg.emission == "bernoulli" and not corpus.is_binary():
             raise ValueError(f"emission 'bernoulli' needs binary data, but {corpus.name} has values other than 0/1")
         return cfg.emission
-    if getattr(corpus, "kind", None) == "speech":
+    if corpus.kind == "speech":
         return "itakura_saito"
     return "bernoulli" if corpus.is_binary() else "gaussian"
 
