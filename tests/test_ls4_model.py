@@ -69,6 +69,18 @@ def test_recurrent_sampling_follows_the_convolution_mode(monkeypatch):
     loc, _ = LS4Prior(m, 3, 25).step_params(z)
     torch.testing.assert_close(loc, z, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(LS4Likelihood(m, z).locs(x), x, rtol=1e-4, atol=1e-5)
+    # the Pyro model's own sites sample the same way
+    tr = poutine.trace(m).get_trace(None, num_steps=25, batch_size=3)
+    torch.testing.assert_close(tr.nodes["z"]["value"], z)
+    torch.testing.assert_close(tr.nodes["x"]["value"], x)
+    # continuing a prefix: the prefix is kept, the continuation follows the convolution mode
+    _, g = _pair()
+    prefix = torch.randn(2, 7, 3)
+    xc, zc = m.generate(9, prefix=prefix, guide=g)
+    assert xc.shape == (2, 16, 3) and torch.equal(xc[:, :7], prefix)
+    loc, _ = LS4Prior(m, 2, 16).step_params(zc)
+    torch.testing.assert_close(loc[:, 7:], zc[:, 7:], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(LS4Likelihood(m, zc).locs(xc)[:, 7:], xc[:, 7:], rtol=1e-4, atol=1e-5)
 
 
 def test_elbo_is_eq5_with_the_analytic_per_step_kl():
@@ -131,3 +143,30 @@ def test_gradients_particles_and_bad_input():
         LS4Config(x_dim=3, N=7)
     with pytest.raises(ValueError, match="z_dim must be a positive integer"):
         LS4Config(x_dim=3, z_dim=0)
+
+
+def test_ls4_trains_through_the_engine(tmp_path):
+    import numpy as np
+
+    from pyro_dssm.config import TrainConfig
+    from pyro_dssm.training import train
+    from pyro_dssm.training.engine import build_model_and_guide
+
+    rng = np.random.default_rng(0)
+    t = np.arange(40)
+    x = np.sin(t[None, :, None] * rng.uniform(0.1, 0.3, (30, 1, 1))) + 0.05 * rng.normal(size=(30, 40, 2))
+    np.save(tmp_path / "sines.npy", x.astype(np.float32))
+    cfg = TrainConfig(model="ls4", guide="ls4", data=str(tmp_path / "sines.npy"), epochs=3, batch_size=8, z_dim=2,
+                      h_dim=8, model_options={"N": 8, "depth": 1}, out=str(tmp_path / "run"), progress=False,
+                      eval_particles=2)
+    metrics = train(cfg, log=lambda *a: None)
+    assert metrics["emission"] == "gaussian"
+    assert metrics["test_nelbo_per_step"] < metrics["test_nelbo_per_step_untrained"]
+    with pytest.raises(ValueError, match="use --guide ls4"):
+        build_model_and_guide(cfg.replace(guide="partial"), 2, "gaussian")
+    with pytest.raises(ValueError, match="not available for it"):
+        build_model_and_guide(cfg, 2, "bernoulli")
+    with pytest.raises(ValueError, match="--iaf and --jit"):
+        build_model_and_guide(cfg.replace(iaf=1), 2, "gaussian")
+    with pytest.raises(ValueError, match="unknown LS4 option"):
+        build_model_and_guide(cfg.replace(model_options={"bogus": 1}), 2, "gaussian")

@@ -277,10 +277,44 @@ class LS4Model(PyroModule):
             return pyro.sample("x", LS4Likelihood(self, z, mask), obs=x)
 
     @torch.no_grad()
-    def generate(self, num_steps: int, batch_size: int = 1) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Sample ``(x, z)`` of shapes ``(B, L, x_dim)`` and ``(B, L, z_dim)`` in O(L) recurrent steps."""
-        tr = poutine.trace(self).get_trace(None, num_steps=num_steps, batch_size=batch_size)
-        return tr.nodes["x"]["value"], tr.nodes["z"]["value"]
+    def generate(self, num_steps: int, batch_size: int = 1, prefix: Optional[torch.Tensor] = None,
+                 guide: Optional["LS4Guide"] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Sample in O(L) recurrent steps, from scratch or continuing prefixes.
+
+        Args:
+            num_steps: new steps to generate.
+            batch_size: sequences (ignored with ``prefix``).
+            prefix: optional ``(B, T0, x_dim)``; its latents are drawn from ``guide`` and both
+                stacks are stepped through the prefix before sampling goes on.
+
+        Returns:
+            ``(x, z)`` of shapes ``(B, T0 + num_steps, x_dim)`` and ``(B, T0 + num_steps, z_dim)``.
+        """
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        c = self.config
+        if prefix is None:
+            B, xs, zs = batch_size, [], []
+        else:
+            if guide is None:
+                raise ValueError("continuing a prefix needs a guide to infer its latent states")
+            prefix, _, _ = check_observations(prefix, None, c.x_dim, "gaussian")
+            B = prefix.shape[0]
+            z_pre = guide(prefix)
+            xs, zs = list(prefix.unbind(1)), list(z_pre.unbind(1))
+        dev = self.z_first.device
+        ps, ds = self.prior_net.default_state(B, device=dev), self.decoder.default_state(B, device=dev)
+        u, v = self.z_first.expand(B, -1), self.x_first.expand(B, -1)
+        for t in range(len(xs) + num_steps):
+            out, ps = self.prior_net.step(u, ps)
+            if t >= len(zs):
+                loc, scale = _gaussian_params(out, c.min_scale)
+                zs.append(dist.Normal(loc, scale).sample())
+            loc_x, ds = self.decoder.step(v, zs[t], ds)
+            if t >= len(xs):
+                xs.append(loc_x + c.obs_scale * torch.randn_like(loc_x))
+            u, v = zs[t], xs[t]
+        return torch.stack(xs, 1), torch.stack(zs, 1)
 
 
 class LS4Guide(PyroModule):

@@ -101,6 +101,8 @@ def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
 
 
 def resolve_emission(cfg: TrainConfig, corpus: Corpus) -> str:
+    if cfg.emission is None and cfg.model == "ls4":
+        return "gaussian"
     if cfg.emission is not None:
         if cfg.emission == "bernoulli" and not corpus.is_binary():
             raise ValueError(f"emission 'bernoulli' needs binary data, but {corpus.name} has values other than 0/1")
@@ -117,11 +119,32 @@ def build_model_and_guide(cfg: TrainConfig, x_dim: int, emission: str):
 
     pyro.settings.set(module_local_params=not cfg.jit)  # must precede the construction of PyroModules
     pyro.clear_param_store()
+    if cfg.model == "ls4":
+        return _build_ls4(cfg, x_dim, emission)
     model = create_model(cfg.model, x_dim=x_dim, emission=emission, z_dim=cfg.z_dim, h_dim=cfg.h_dim,
                          hidden_dim=cfg.hidden_dim, **cfg.model_options)
     guide = create_guide(cfg.guide, model, rnn_dim=cfg.guide_rnn_dim, hidden_dim=cfg.hidden_dim,
                          num_iafs=cfg.iaf, iaf_dim=cfg.iaf_dim)
     return model, guide
+
+
+def _build_ls4(cfg: TrainConfig, x_dim: int, emission: str):
+    """LS4 (``--model ls4``): ``h_dim`` is the SSM channel count ``H``; other LS4Config fields via ``--model-option``."""
+    from ..models.ls4 import LS4Config, LS4Guide, LS4Model
+
+    if emission != "gaussian":
+        raise ValueError(f"LS4 observes real values through a Gaussian of fixed scale (eq. 10); emission "
+                         f"{emission!r} is not available for it (use --emission gaussian)")
+    if cfg.guide not in ("ls4", "full"):
+        raise ValueError(f"LS4 has one inference network, q(z_n | x_<=n) (eq. 13): use --guide ls4, not {cfg.guide!r}")
+    if cfg.iaf or cfg.jit:
+        raise ValueError("--iaf and --jit are not available for LS4")
+    try:
+        config = LS4Config(x_dim=x_dim, z_dim=cfg.z_dim, H=cfg.h_dim, **cfg.model_options)
+    except TypeError as e:
+        raise ValueError(f"unknown LS4 option in --model-option: {e}") from e
+    model = LS4Model(config)
+    return model, LS4Guide(model)
 
 
 class CachedJitTraceMeanField_ELBO(JitTraceMeanField_ELBO):
@@ -466,7 +489,8 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any]:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
         log(f"data: {corpus} (emission {emission})")
-        log(f"model: {cfg.model} ({task.model.config.spec.name}), guide: {cfg.guide}, IAFs: {cfg.iaf}, "
+        spec = getattr(task.model.config, "spec", None)
+        log(f"model: {cfg.model}{f' ({spec.name})' if spec else ''}, guide: {cfg.guide}, IAFs: {cfg.iaf}, "
             f"parameters: {sum(p.numel() for p in task.parameters())}")
     before = None
     before_path = run_dir / "untrained_test.json"
