@@ -70,6 +70,11 @@ def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
         corpus = music.load_bach_chorales()
     elif name.lower() in MUSIC_BENCHMARKS or name.lower() in ("jsb_chorales", "piano-midi", "piano_midi"):
         corpus = music.load_benchmark(name, cfg.data_root)
+    elif name == "flame" or name.startswith("flame-p"):
+        from ..data.flame import FLAME_POWERS, load_flame
+
+        powers = FLAME_POWERS if name == "flame" else (int(name[len("flame-p"):]),)
+        corpus = load_flame(powers, seed=cfg.seed)
     elif name in ("speech", "speech_clips"):
         corpus = speech.load_shipped_speech(**_speech_options(cfg), log=log)
     elif name in ("asterisk", "asterisk-en"):
@@ -91,7 +96,7 @@ def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
         elif not path.exists():
             raise FileNotFoundError(
                 f"data {name!r} is neither a known corpus (bach, {', '.join(MUSIC_BENCHMARKS)}, speech, asterisk, "
-                "librispeech-SUBSET) nor an existing file or folder")
+                "librispeech-SUBSET, flame, flame-pP) nor an existing file or folder")
         else:
             raise ValueError(f"don't know how to read {name!r}: use a .npy/.npz array, a Boulanger .pickle or a "
                              "folder of MIDI/MusicXML files")
