@@ -34,7 +34,8 @@ from pyro.poutine.messenger import Messenger
 
 from .data.speech import STFTConfig, istft, sine_window, stft
 
-__all__ = ["emission_means", "resynthesize", "griffin_lim", "wav_bytes", "analysis_resynthesis", "score_resynthesis", "evaluate_resynthesis",
+__all__ = ["emission_means", "resynthesize", "griffin_lim", "wav_bytes", "analysis_resynthesis", "score_resynthesis",
+           "evaluate_resynthesis",
            "plot_mel_spectrograms", "LATENT_MODES"]
 
 LATENT_MODES = ("sample", "mean")

@@ -134,7 +134,8 @@ def build_model_and_guide(cfg: TrainConfig, x_dim: int, emission: str):
 
 
 def _build_ls4(cfg: TrainConfig, x_dim: int, emission: str):
-    """LS4 (``--model ls4``): ``h_dim`` is the SSM channel count ``H``; other LS4Config fields via ``--model-option``."""
+    """LS4 (``--model ls4``): ``h_dim`` is the SSM channel count ``H``; other LS4Config fields come by
+    ``--model-option`` (e.g. ``N=64``, ``depth=4``, ``obs_scale=0.1``, ``decoder_uses_x=false``)."""
     from ..models.ls4 import LS4Config, LS4Guide, LS4Model
 
     if emission != "gaussian":
