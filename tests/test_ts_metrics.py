@@ -1,0 +1,58 @@
+"""LS4's time-series metrics against hand-computed cases."""
+
+import math
+
+import numpy as np
+import pytest
+
+from pyro_dssm.metrics import crps_from_samples, marginal_score, masked_mse
+
+
+def test_crps_known_cases():
+    y = np.ones((1, 1, 1))
+    assert crps_from_samples(y, np.full((1, 1, 1, 1), 3.0)) == pytest.approx(2.0)  # a point mass: |x - y|
+    # samples {0, 2} at y = 1: E|X - y| = 1, E|X - X'| = 1, CRPS = 1/2
+    assert crps_from_samples(y, np.array([0.0, 2.0]).reshape(2, 1, 1, 1)) == pytest.approx(0.5)
+    # many samples of N(0, 1) at y = 0.7 approach the closed form
+    rng = np.random.default_rng(0)
+    z = 0.7
+    phi, Phi = math.exp(-z * z / 2) / math.sqrt(2 * math.pi), 0.5 * (1 + math.erf(z / math.sqrt(2)))
+    exact = z * (2 * Phi - 1) + 2 * phi - 1 / math.sqrt(math.pi)
+    est = crps_from_samples(np.full((1, 1, 1), z), rng.normal(size=(20000, 1, 1, 1)))
+    assert est == pytest.approx(exact, rel=0.02)
+
+
+def test_crps_and_mse_masks_and_errors():
+    y = np.zeros((2, 3, 1))
+    pred = np.arange(6, dtype=float).reshape(2, 3, 1)
+    mask = np.zeros((2, 3, 1), bool)
+    mask[1, 2] = mask[0, 1] = True  # values 5 and 1
+    assert masked_mse(y, pred, mask) == pytest.approx((25 + 1) / 2)
+    assert masked_mse(y, pred) == pytest.approx(np.mean(np.arange(6) ** 2))
+    assert crps_from_samples(y, pred[None], mask) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="selects no entries"):
+        masked_mse(y, pred, np.zeros_like(mask))
+    with pytest.raises(ValueError, match="boolean"):
+        masked_mse(y, pred, mask.astype(int))
+    with pytest.raises(ValueError, match="differ in shape"):
+        masked_mse(y, pred[:, :2])
+    with pytest.raises(ValueError, match="samples must have 4 dimensions"):
+        crps_from_samples(y, pred)
+    with pytest.raises(ValueError, match=r"\(S, \*target.shape\)"):
+        crps_from_samples(y, pred[None, :, :2])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        masked_mse(y, np.full_like(pred, np.nan))
+
+
+def test_marginal_score_known_cases():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(500, 4, 2))
+    assert marginal_score(real, real) == 0.0
+    # generated values outside the real range: every bin of p_gen is 0, and mean_bins p_real = 1 / range
+    grid = np.broadcast_to(np.linspace(0, 1, 101)[:, None, None], (101, 3, 1))
+    assert marginal_score(grid, np.full((10, 3, 1), 5.0), n_bins=10) == pytest.approx(1.0)
+    # closer distributions score lower
+    near, far = rng.normal(0.1, 1, size=(500, 4, 2)), rng.normal(1.5, 1, size=(500, 4, 2))
+    assert marginal_score(real, near) < marginal_score(real, far)
+    with pytest.raises(ValueError, match="differ in"):
+        marginal_score(real, real[:, :3])
