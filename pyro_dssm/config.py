@@ -45,6 +45,9 @@ class TrainConfig:
     trim_db: float = 30.0
     speaker_disjoint: bool = False
     max_files: Optional[int] = None  # keep only the first N audio files (sorted by path)
+    # Monash .tsf series (LS4 App. D.1)
+    series_normalise: str = "zscore"  # zscore | minmax | none, per series
+    series_missing: str = "error"  # error | drop | interpolate
     # optimisation (paper, Sec. III: Adam, norm clipping 10, batches of 100, annealing over 100 epochs)
     epochs: int = 30
     batch_size: int = 20
@@ -96,6 +99,10 @@ class TrainConfig:
         from .data.speech import STFTConfig
 
         STFTConfig(self.sample_rate, self.stft_n_fft, self.stft_hop)  # raises on a hop longer than the window
+        if self.series_normalise not in ("zscore", "minmax", "none"):
+            raise ValueError(f"series_normalise must be zscore, minmax or none, got {self.series_normalise!r}")
+        if self.series_missing not in ("error", "drop", "interpolate"):
+            raise ValueError(f"series_missing must be error, drop or interpolate, got {self.series_missing!r}")
         if not self.trim_db > 0:
             raise ValueError(f"trim_db must be > 0, got {self.trim_db!r}")
         if self.iaf and self.iaf_dim < self.z_dim:
@@ -168,13 +175,15 @@ _HELP = {
                 "itakura_saito for speech)",
     "data": "bach (shipped chorales), jsb, nottingham, musedata, piano, speech (shipped clips), asterisk, "
             "librispeech-SUBSET, flame (LS4's stiff system, generated; flame-p3 .. flame-p10 for one p), "
-            "a .npy/.npz file, a .pickle, or a folder of MIDI/MusicXML or wav/flac files",
+            "a Monash .tsf file, a .npy/.npz file, a .pickle, or a folder of MIDI/MusicXML or wav/flac files",
     "data_root": "folder holding downloaded corpora (default: $PYRO_DSSM_DATA or ~/.cache/pyro-dssm)",
     "stft_hop": "STFT hop in samples (App. C: 25%% of the 1024-sample window)",
     "seq_len": "frames per speech training sequence (App. C: 50)",
     "trim_db": "speech: trim leading/trailing audio quieter than this many dB below the peak",
     "speaker_disjoint": "speech: split by speaker (first folder level) instead of by file",
     "max_files": "speech: keep only the first N audio files",
+    "series_normalise": ".tsf series: per-series zscore (FRED-MD, NN5, Solar) or minmax (Temperature Rain)",
+    "series_missing": ".tsf series with missing values: error, drop or interpolate",
     "max_sequences": "keep only the first N sequences of each split (quick checks)",
     "anneal_epochs": "epochs over which the KL factor rises to 1 (paper: 100)",
     "min_annealing": "initial KL annealing factor",

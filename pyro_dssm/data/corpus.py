@@ -99,18 +99,25 @@ class Corpus:
 
     @classmethod
     def from_sequences(cls, seqs: Sequence[np.ndarray], *, name: str = "data", source: str = "",
-                       valid_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0) -> "Corpus":
-        """Split sequences at random (with ``seed``) into train/valid/test; at least one each."""
+                       valid_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
+                       names: Optional[Sequence[str]] = None) -> "Corpus":
+        """Split sequences at random (with ``seed``) into train/valid/test; at least one each.
+
+        ``names`` (one per sequence) become :attr:`ids`.
+        """
         n = len(seqs)
         if n < 3:
             raise ValueError(f"{name}: need at least 3 sequences to make train/valid/test splits, got {n}")
         if not (0 < valid_fraction < 1 and 0 < test_fraction < 1 and valid_fraction + test_fraction < 1):
             raise ValueError("valid_fraction and test_fraction must be in (0, 1) with a sum below 1")
+        if names is not None and len(names) != n:
+            raise ValueError(f"{name}: {len(names)} names for {n} sequences")
         perm = np.random.default_rng(seed).permutation(n)
         n_test = max(1, int(round(n * test_fraction)))
         n_valid = max(1, int(round(n * valid_fraction)))
         parts = {"test": perm[:n_test], "valid": perm[n_test:n_test + n_valid], "train": perm[n_test + n_valid:]}
-        return cls({s: [seqs[i] for i in sorted(parts[s])] for s in SPLITS}, name=name, source=source)
+        ids = None if names is None else {s: [names[i] for i in sorted(parts[s])] for s in SPLITS}
+        return cls({s: [seqs[i] for i in sorted(parts[s])] for s in SPLITS}, name=name, source=source, ids=ids)
 
 
 def _as_sequences(x: np.ndarray, lengths: Optional[np.ndarray], where: str) -> List[np.ndarray]:

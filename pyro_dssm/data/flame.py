@@ -15,7 +15,7 @@ is a time-shifted copy of the same curve.
 
 from __future__ import annotations
 
-from typing import Dict, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 
@@ -73,12 +73,7 @@ def load_flame(powers: Sequence[int] = FLAME_POWERS, per_power: int = 1000, num_
         deltas = np.exp(rng.uniform(np.log(lo), np.log(hi), per_power))
         seqs += list(flame_trajectories(p, deltas, num_steps)[..., None].astype(np.float32))
         names += [f"p{p}-{i}" for i in range(per_power)]
-    perm = rng.permutation(len(seqs))
-    n_test = max(1, int(round(len(seqs) * test_fraction)))
-    n_valid = max(1, int(round(len(seqs) * valid_fraction)))
-    parts: Dict[str, np.ndarray] = {"test": perm[:n_test], "valid": perm[n_test:n_test + n_valid],
-                                    "train": perm[n_test + n_valid:]}
-    return Corpus({k: [seqs[i] for i in sorted(v)] for k, v in parts.items()}, name="flame",
-                  source=f"FLAME dx/dt = x^2 - x^p, p in {list(powers)}, delta log-uniform in {delta_range}",
-                  ids={k: [names[i] for i in sorted(v)] for k, v in parts.items()})
+    return Corpus.from_sequences(
+        seqs, name="flame", source=f"FLAME dx/dt = x^2 - x^p, p in {list(powers)}, delta log-uniform in {delta_range}",
+        valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed, names=names)
 

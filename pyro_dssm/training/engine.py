@@ -93,13 +93,17 @@ def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
             corpus = music.load_boulanger_pickle(path)
         elif path.suffix.lower() in (".npy", ".npz"):
             corpus = load_arrays(path, seed=cfg.seed)
+        elif path.suffix.lower() == ".tsf":
+            from ..data.monash import load_tsf
+
+            corpus = load_tsf(path, normalise=cfg.series_normalise, missing=cfg.series_missing, seed=cfg.seed)
         elif not path.exists():
             raise FileNotFoundError(
                 f"data {name!r} is neither a known corpus (bach, {', '.join(MUSIC_BENCHMARKS)}, speech, asterisk, "
                 "librispeech-SUBSET, flame, flame-pP) nor an existing file or folder")
         else:
-            raise ValueError(f"don't know how to read {name!r}: use a .npy/.npz array, a Boulanger .pickle or a "
-                             "folder of MIDI/MusicXML files")
+            raise ValueError(f"don't know how to read {name!r}: use a .npy/.npz array, a Boulanger .pickle, a "
+                             "Monash .tsf file or a folder of MIDI/MusicXML or wav/flac files")
     if cfg.max_sequences is not None:
         corpus = corpus.head(cfg.max_sequences)
     return corpus
