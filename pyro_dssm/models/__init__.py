@@ -4,5 +4,5 @@ from .dssm import DSSM, ModelConfig, site_name
 from .ls4 import LS4Config, LS4Guide, LS4Model
 from .registry import create_model, list_models, model_config, preset_info, register_model
 
-__all__ = ["DSSM", "ModelConfig", "site_name", "LS4Config", "LS4Guide", "LS4Model", "create_model", "list_models", "model_config",
-           "preset_info", "register_model"]
+__all__ = ["DSSM", "ModelConfig", "site_name", "LS4Config", "LS4Guide", "LS4Model", "create_model", "list_models",
+           "model_config", "preset_info", "register_model"]
