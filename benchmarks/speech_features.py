@@ -69,12 +69,19 @@ def main(argv=None) -> int:
     print(f"power spectrograms: torch batched {t_torch:.3f} s, librosa loop {t_loop:.3f} s, "
           f"ratio {t_loop / t_torch:.2f}x (max relative difference {err:.1e})")
 
+    before = os.environ.get("PYRO_DSSM_DATA")
     with tempfile.TemporaryDirectory() as home:
-        os.environ["PYRO_DSSM_DATA"] = home
-        t0 = time.perf_counter()
-        speech.load_speech_folder(folder)
-        t_build = time.perf_counter() - t0
-        t_cached, _ = _best(lambda: speech.load_speech_folder(folder), args.repeats)
+        os.environ["PYRO_DSSM_DATA"] = home  # a fresh cache
+        try:
+            t0 = time.perf_counter()
+            speech.load_speech_folder(folder)
+            t_build = time.perf_counter() - t0
+            t_cached, _ = _best(lambda: speech.load_speech_folder(folder), args.repeats)
+        finally:
+            if before is None:
+                del os.environ["PYRO_DSSM_DATA"]
+            else:
+                os.environ["PYRO_DSSM_DATA"] = before
     print(f"corpus load: preprocessing {t_build:.3f} s, from cache {t_cached:.3f} s, ratio {t_build / t_cached:.1f}x")
     return 0
 
