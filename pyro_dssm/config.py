@@ -167,8 +167,8 @@ def save_config(cfg: TrainConfig, path: Union[str, os.PathLike]) -> None:
 # ----------------------------------------------------------------------------------------------
 
 _HELP = {
-    "model": "a registered model (pyro_dssm.list_models()) or a taxonomy spec name such as 'arhmm+tr'",
-    "guide": "partial | full | A | B | C",
+    "model": "a registered model (pyro_dssm.list_models()), a taxonomy spec name such as 'arhmm+tr', or ls4",
+    "guide": "partial | full | A | B | C (ls4 for --model ls4)",
     "iaf": "number of IAF layers on the guide (paper: 3)",
     "iaf_dim": "hidden width of each IAF (paper: 20); must be >= z_dim",
     "emission": "bernoulli | gaussian | itakura_saito | gaussian_power (default: bernoulli for binary data, "
