@@ -59,9 +59,10 @@ def test_causality_of_prior_decoder_and_guide():
     assert float(gx[0, n].abs().sum()) > 0
 
 
-def test_recurrent_sampling_follows_the_convolution_mode(monkeypatch):
+@pytest.mark.parametrize("output", ["identity", "sigmoid"])
+def test_recurrent_sampling_follows_the_convolution_mode(monkeypatch, output):
     """With the noise switched off, sampling returns z_n = mu_n(z_{<n}) and x_n = mu_n(x_{<n}, z_{<=n})."""
-    m, _ = _pair()
+    m, _ = _pair(output=output)
     monkeypatch.setattr(dist.Normal, "sample", lambda self, sample_shape=torch.Size(): self.loc.clone())
     monkeypatch.setattr(torch, "randn_like", lambda t: torch.zeros_like(t))
     x, z = m.generate(25, batch_size=3)
@@ -73,8 +74,10 @@ def test_recurrent_sampling_follows_the_convolution_mode(monkeypatch):
     tr = poutine.trace(m).get_trace(None, num_steps=25, batch_size=3)
     torch.testing.assert_close(tr.nodes["z"]["value"], z)
     torch.testing.assert_close(tr.nodes["x"]["value"], x)
+    if output == "sigmoid":
+        assert float(x.min()) > 0 and float(x.max()) < 1
     # continuing a prefix: the prefix is kept, the continuation follows the convolution mode
-    _, g = _pair()
+    _, g = _pair(output=output)
     prefix = torch.randn(2, 7, 3)
     xc, zc = m.generate(9, prefix=prefix, guide=g)
     assert xc.shape == (2, 16, 3) and torch.equal(xc[:, :7], prefix)

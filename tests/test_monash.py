@@ -95,3 +95,19 @@ def test_tsf_through_the_run_config(tmp_path):
     assert all(abs(float(x.mean())) < 1e-5 for s in c.splits for x in c.splits[s] if x.std() > 0)
     with pytest.raises(ValueError, match="series_missing"):
         TrainConfig(series_missing="ignore")
+
+
+def test_named_monash_datasets(tmp_path):
+    from pyro_dssm.data.monash import load_monash
+
+    with pytest.raises(FileNotFoundError, match="forecastingdata.org"):
+        load_monash("fred-md", tmp_path)
+    with pytest.raises(ValueError, match="unknown Monash dataset"):
+        load_monash("m4", tmp_path)
+    (tmp_path / "monash").mkdir()
+    (tmp_path / "monash" / "temperature_rain_dataset_without_missing_values.tsf").write_text(
+        TSF.replace("10,?,30,40", "10,20,30,45"))
+    c = load_monash("temperature-rain", tmp_path, test_fraction=0.25, valid_fraction=0.25)
+    # App. D.1: Temperature Rain is squashed into [0, 1] per series
+    assert c.name == "temperature-rain"
+    assert all(float(x.min()) == 0 and float(x.max()) == 1 for s in c.splits for x in c.splits[s] if x.std() > 0)

@@ -24,9 +24,18 @@ import numpy as np
 
 from .corpus import Corpus
 
-__all__ = ["TSFData", "read_tsf", "normalise_series", "load_tsf", "NORMALISATIONS"]
+__all__ = ["TSFData", "read_tsf", "normalise_series", "load_tsf", "NORMALISATIONS", "MONASH_DATASETS",
+           "load_monash"]
 
 NORMALISATIONS = ("zscore", "minmax", "none")
+
+#: LS4 Sec. 5.2's datasets: file name under ``data_home()/monash`` and App. D.1's normalisation
+MONASH_DATASETS = {
+    "fred-md": ("fred_md_dataset.tsf", "zscore"),
+    "nn5-daily": ("nn5_daily_dataset_without_missing_values.tsf", "zscore"),
+    "temperature-rain": ("temperature_rain_dataset_without_missing_values.tsf", "minmax"),
+    "solar-weekly": ("solar_weekly_dataset.tsf", "zscore"),
+}
 
 
 @dataclass
@@ -136,3 +145,20 @@ def load_tsf(path: Union[str, os.PathLike], *, normalise: str = "zscore", missin
         raise ValueError(f"{Path(path).name}: {len(seqs)} usable series; need at least 3 for the splits")
     return Corpus.from_sequences(seqs, name=Path(path).stem, source=str(path), valid_fraction=valid_fraction,
                                  test_fraction=test_fraction, seed=seed, names=names)
+
+
+def load_monash(name: str, root: Optional[Union[str, os.PathLike]] = None, **kw) -> Corpus:
+    """One of :data:`MONASH_DATASETS` from ``ROOT/monash/FILE`` (ROOT: ``data_home()``), normalised as App. D.1."""
+    from .corpus import data_home
+
+    if name not in MONASH_DATASETS:
+        raise ValueError(f"unknown Monash dataset {name!r}; known: {sorted(MONASH_DATASETS)}")
+    filename, how = MONASH_DATASETS[name]
+    path = Path(root or data_home()) / "monash" / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: download {filename} (zipped) from "
+                                "https://forecastingdata.org, unzip it into that folder, or pass --data-root")
+    kw.setdefault("normalise", how)
+    corpus = load_tsf(path, **kw)
+    corpus.name = name
+    return corpus

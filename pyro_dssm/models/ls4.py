@@ -61,6 +61,7 @@ class LS4Config:
         decoder_uses_x: the decoder conditions on ``x_{<n}`` (eq. 10); False: on ``z_{<=n}`` alone.
         init, discretisation: of every S4D layer (``"legs"``/``"lin"``, ``"zoh"``/``"bilinear"``).
         min_scale: floor of the predicted latent standard deviations.
+        output: ``"identity"`` or ``"sigmoid"`` on the decoder mean (App. D.1: sigmoid for data in [0, 1]).
     """
 
     x_dim: int
@@ -73,6 +74,7 @@ class LS4Config:
     init: str = "legs"
     discretisation: str = "zoh"
     min_scale: float = 1e-4
+    output: str = "identity"
 
     def __post_init__(self):
         for k in ("x_dim", "z_dim", "H", "N", "depth"):
@@ -83,6 +85,8 @@ class LS4Config:
             raise ValueError(f"LS4 state size N must be even (conjugate pairs), got {self.N}")
         if not self.obs_scale > 0:
             raise ValueError(f"obs_scale must be > 0, got {self.obs_scale}")
+        if self.output not in ("identity", "sigmoid"):
+            raise ValueError(f"LS4 output must be 'identity' or 'sigmoid', got {self.output!r}")
 
 
 def _gaussian_params(out: torch.Tensor, min_scale: float) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -201,7 +205,7 @@ class LS4Likelihood(_PathDistribution):
         m, z = self.model, _zero_padding(self.z, self.mask)
         x = _zero_padding(x, self.mask)
         v = _shift(x, m.x_first).expand(*z.shape[:-1], x.shape[-1]) if m.config.decoder_uses_x else None
-        return m.decoder(v, z)
+        return m.obs_mean(m.decoder(v, z))
 
     def log_prob(self, value):
         lp = dist.Normal(self.locs(value), self.model.config.obs_scale).log_prob(value).sum(-1)
@@ -218,7 +222,8 @@ class LS4Likelihood(_PathDistribution):
         v = m.x_first.expand(n, -1)
         xs = []
         for t in range(L):
-            loc, state = m.decoder.step(v, zf[:, t], state)
+            out, state = m.decoder.step(v, zf[:, t], state)
+            loc = m.obs_mean(out)
             v = loc + m.config.obs_scale * torch.randn_like(loc)
             xs.append(v)
         return torch.stack(xs, dim=-2).reshape(*lead, L, m.config.x_dim)
@@ -253,6 +258,10 @@ class LS4Model(PyroModule):
     @property
     def x_dim(self) -> int:
         return self.config.x_dim
+
+    def obs_mean(self, out: torch.Tensor) -> torch.Tensor:
+        """``mu_x`` from the decoder's output (``sigmoid`` with ``config.output == "sigmoid"``)."""
+        return torch.sigmoid(out) if self.config.output == "sigmoid" else out
 
     @property
     def z_dim(self) -> int:
@@ -310,7 +319,8 @@ class LS4Model(PyroModule):
             if t >= len(zs):
                 loc, scale = _gaussian_params(out, c.min_scale)
                 zs.append(dist.Normal(loc, scale).sample())
-            loc_x, ds = self.decoder.step(v, zs[t], ds)
+            out_x, ds = self.decoder.step(v, zs[t], ds)
+            loc_x = self.obs_mean(out_x)
             if t >= len(xs):
                 xs.append(loc_x + c.obs_scale * torch.randn_like(loc_x))
             u, v = zs[t], xs[t]

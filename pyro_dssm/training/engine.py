@@ -48,6 +48,7 @@ __all__ = ["DSSMTask", "SequenceDataModule", "AtomicCheckpointIO", "build_corpus
 
 VAL_METRIC = "val/nelbo_per_step"
 MUSIC_BENCHMARKS = ("jsb", "nottingham", "musedata", "piano")
+MONASH = ("fred-md", "nn5-daily", "temperature-rain", "solar-weekly")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -75,6 +76,10 @@ def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
 
         powers = FLAME_POWERS if name == "flame" else (int(name[len("flame-p"):]),)
         corpus = load_flame(powers, seed=cfg.seed)
+    elif name in MONASH:
+        from ..data.monash import load_monash
+
+        corpus = load_monash(name, cfg.data_root, missing=cfg.series_missing, seed=cfg.seed)
     elif name in ("speech", "speech_clips"):
         corpus = speech.load_shipped_speech(**_speech_options(cfg), log=log)
     elif name in ("asterisk", "asterisk-en"):
@@ -100,7 +105,7 @@ def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
         elif not path.exists():
             raise FileNotFoundError(
                 f"data {name!r} is neither a known corpus (bach, {', '.join(MUSIC_BENCHMARKS)}, speech, asterisk, "
-                "librispeech-SUBSET, flame, flame-pP) nor an existing file or folder")
+                f"librispeech-SUBSET, flame, flame-pP, {', '.join(MONASH)}) nor an existing file or folder")
         else:
             raise ValueError(f"don't know how to read {name!r}: use a .npy/.npz array, a Boulanger .pickle, a "
                              "Monash .tsf file or a folder of MIDI/MusicXML or wav/flac files")
