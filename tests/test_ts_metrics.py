@@ -56,3 +56,36 @@ def test_marginal_score_known_cases():
     assert marginal_score(real, near) < marginal_score(real, far)
     with pytest.raises(ValueError, match="differ in"):
         marginal_score(real, real[:, :3])
+
+
+def _sines(n, L=40, seed=0, offset=0.0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(L)
+    freq = rng.uniform(0.15, 0.3, (n, 1, 1))
+    phase = rng.uniform(0, 2 * np.pi, (n, 1, 1))
+    return (np.sin(freq * t[None, :, None] + phase) + offset).astype(np.float32)
+
+
+def test_classification_score_tells_fakes_from_real():
+    from pyro_dssm.metrics import classification_score
+
+    real = _sines(64, seed=0)
+    same = classification_score(real, _sines(64, seed=1), epochs=60)
+    fake = classification_score(real, _sines(64, seed=1, offset=3.0), epochs=60)
+    assert fake < 0.1 < 0.5 < same  # obvious fakes: near 0; the same process: near log 2 = 0.69
+    with pytest.raises(ValueError, match="differ in"):
+        classification_score(real, real[:, :10])
+
+
+def test_prediction_score_train_on_synthetic_test_on_real():
+    from pyro_dssm.metrics import prediction_score
+
+    real = _sines(64, seed=0)
+    good = prediction_score(real, _sines(64, seed=1), epochs=30)
+    noise = np.random.default_rng(2).normal(size=real.shape).astype(np.float32)
+    bad = prediction_score(real, noise, epochs=30)
+    assert good < 0.5 * bad
+    with pytest.raises(ValueError, match="horizon"):
+        prediction_score(real, real, horizon=40)
+    with pytest.raises(ValueError, match="NaN"):
+        prediction_score(real, np.full_like(real, np.nan))

@@ -1,7 +1,10 @@
-"""Metrics: pure functions, arrays in and numbers out. Never import models."""
+"""Metrics: functions of arrays that return numbers (the learned scores train their own small probes).
+Never import models."""
 
 from .audio import estoi, pesq_wb, si_sdr
+from .generation import classification_score, prediction_score
 from .stats import summarize
 from .timeseries import crps_from_samples, marginal_score, masked_mse
 
-__all__ = ["si_sdr", "pesq_wb", "estoi", "summarize", "crps_from_samples", "marginal_score", "masked_mse"]
+__all__ = ["si_sdr", "pesq_wb", "estoi", "summarize", "crps_from_samples", "marginal_score", "masked_mse",
+           "classification_score", "prediction_score"]
