@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator, Union
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "print_and_save"]
 
 
 def atomic_write_bytes(path: Union[str, os.PathLike], data: bytes) -> None:
@@ -44,3 +44,10 @@ def atomic_open(path: Union[str, os.PathLike]) -> Iterator[BinaryIO]:
 
 def atomic_write_text(path: Union[str, os.PathLike], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def print_and_save(text: str, out: Union[str, os.PathLike, None] = None) -> None:
+    """Print ``text`` (a report, a markdown table) and, when ``out`` is given, also write it there atomically."""
+    print(text, end="")
+    if out:
+        atomic_write_text(out, text)

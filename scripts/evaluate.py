@@ -7,6 +7,7 @@ Examples::
     python scripts/evaluate.py runs/arssm-full-bach --particles 10 --iwae 100
     python scripts/evaluate.py runs/arssm-full-speech                  # + resynthesis, latents sampled
     python scripts/evaluate.py runs/arssm-full-speech --latents mean   # posterior means instead
+    python scripts/evaluate.py runs/ls4/flame --generation             # LS4 Table 1 scores and Fig. 1
 
 Writes ``RUN_DIR/eval_SPLIT.json`` (totals) and ``RUN_DIR/eval_SPLIT.csv`` (one row
 per sequence: length, ELBO, K-particle IWAE bound, both per step). The IWAE
@@ -46,6 +47,10 @@ def parse_args(argv=None):
                    help="speech: latents drawn from the guide (paper) or its per-step means")
     p.add_argument("--no-wav", dest="wav", action="store_false", help="speech: don't write the WAV files")
     p.add_argument("--figure-items", type=int, default=3, help="speech: utterances in the mel figure (0: none)")
+    p.add_argument("--generation", action="store_true",
+                   help="real-valued data: LS4's Table 1 scores of prior samples (marginal, classification, "
+                        "prediction) and its Fig. 1, in RUN_DIR/generation/")
+    p.add_argument("--probe-epochs", type=int, default=100, help="--generation: epochs of the S4 probes")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -101,6 +106,18 @@ def main(argv=None) -> int:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
         print(f"wrote {out}/ (utterances.csv, summary.json{', wav/' if args.wav else ''}"
               f"{', mel_spectrograms.png' if args.figure_items else ''})")
+    if args.generation:
+        from pyro_dssm.generation import evaluate_generation
+
+        try:
+            report = evaluate_generation(model, corpus, run / "generation", split=args.split,
+                                         probe_epochs=args.probe_epochs, seed=args.seed)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        report.update(model=cfg.model, data=corpus.name, checkpoint=args.checkpoint)
+        atomic_write_text(run / "generation" / "generation.json", json.dumps(report, indent=2))
+        print(f"wrote {run / 'generation'}/ (generation.json, generated.npy, generation.png)")
     return 0
 
 

@@ -76,12 +76,9 @@ def main(argv=None) -> int:
     except (FileNotFoundError, KeyError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    md = table(cells)
-    print(md, end="")
-    if args.out:
-        from pyro_dssm.utils import atomic_write_text
+    from pyro_dssm.utils import print_and_save
 
-        atomic_write_text(args.out, md)
+    print_and_save(table(cells), args.out)
     return 0
 
 

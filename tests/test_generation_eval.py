@@ -1,0 +1,85 @@
+"""LS4 Table 1 evaluation: evaluate.py --generation on a tiny LS4 run, and the table script."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _script(name, *args):
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+
+
+def test_histogram_steps():
+    from pyro_dssm.generation import histogram_steps
+
+    np.testing.assert_array_equal(histogram_steps(1001), [5, 14, 37, 100])  # 0.5% .. 10%, log-spaced
+
+
+@pytest.fixture(scope="module")
+def ls4_run(tmp_path_factory):
+    from pyro_dssm.config import TrainConfig
+    from pyro_dssm.training import train
+
+    out = tmp_path_factory.mktemp("ls4") / "run"
+    cfg = TrainConfig(model="ls4", guide="ls4", data="flame-p4", max_sequences=12, epochs=2, batch_size=6, z_dim=2,
+                      h_dim=8, model_options={"N": 8, "depth": 1}, out=str(out), progress=False, eval_particles=1)
+    train(cfg, log=lambda *a: None)
+    return out
+
+
+def test_evaluate_generation_and_table(ls4_run, tmp_path):
+    r = _script("evaluate.py", ls4_run, "--generation", "--probe-epochs", "3", "--iwae", "0", "--particles", "1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    g = ls4_run / "generation"
+    report = json.loads((g / "generation.json").read_text())
+    assert report["model"] == "ls4" and report["generated"] == report["real"] == 12 and report["length"] == 1001
+    fake = np.load(g / "generated.npy")
+    assert fake.shape == (12, 1001, 1) and np.isfinite(fake).all()
+    s = report["scores"]
+    assert s["marginal"] > 0 and s["classification"] > 0 and s["prediction"] > 0
+    assert (g / "generation.png").read_bytes()[:4] == b"\x89PNG"
+    r = _script("generation_table.py", ls4_run, "--out", tmp_path / "t.md")
+    assert r.returncode == 0, r.stderr
+    assert f"| flame | Class. ↑ | **{s['classification']:.4g}** |" in r.stdout
+    r = _script("generation_table.py", tmp_path)
+    assert r.returncode == 2 and "not a run directory" in r.stderr
+
+
+def test_generation_table_bold_per_row(tmp_path):
+    import yaml
+
+    runs = []
+    for model, scores in (("ls4", {"marginal": 0.02, "classification": 0.5, "prediction": 0.04}),
+                          ("vrnn", {"marginal": 0.13, "classification": 0.6, "prediction": 1.5})):
+        run = tmp_path / model
+        (run / "generation").mkdir(parents=True)
+        (run / "config.yaml").write_text(yaml.safe_dump({"model": model, "data": "fred-md"}))
+        (run / "generation" / "generation.json").write_text(json.dumps({"data": "fred-md", "scores": scores}))
+        runs.append(run)
+    r = _script("generation_table.py", *runs)
+    assert r.returncode == 0, r.stderr
+    assert "| fred-md | Marginal ↓ | **0.02** | 0.13 |" in r.stdout
+    assert "| fred-md | Class. ↑ | 0.5 | **0.6** |" in r.stdout
+    assert "| fred-md | Prediction ↓ | **0.04** | 1.5 |" in r.stdout
+    (runs[1] / "generation" / "generation.json").unlink()
+    r = _script("generation_table.py", runs[1])
+    assert r.returncode == 2 and "--generation" in r.stderr
+
+
+def test_generation_needs_equal_lengths(tmp_path):
+    from pyro_dssm.data.corpus import Corpus
+    from pyro_dssm.generation import evaluate_generation
+    from pyro_dssm.models.ls4 import LS4Config, LS4Model
+
+    seqs = [np.zeros((n, 1), np.float32) for n in (5, 6, 7)]
+    corpus = Corpus({"train": seqs, "valid": seqs, "test": seqs})
+    with pytest.raises(ValueError, match="one length"):
+        evaluate_generation(LS4Model(LS4Config(x_dim=1, H=4, N=4, depth=1)), corpus, tmp_path)
