@@ -164,3 +164,26 @@ def test_gradients_reach_every_parameter_and_bad_input():
         S4D(3, 8, discretisation="euler")
     with pytest.raises(ValueError, match="dt_min"):
         S4D(3, 8, dt_min=0.1, dt_max=0.01)
+
+
+def test_step_parameter_cache_follows_parameter_changes():
+    torch.manual_seed(6)
+    layer = TwoStreamS4D(2, 4)
+    x, z = torch.randn(3, 2), torch.randn(3, 2)
+    s0 = layer.default_state(3)
+    with torch.no_grad():
+        y1, _ = layer.step(x, z, s0)
+        assert layer._step_params() is layer._step_params()  # cached between steps
+        layer.C.mul_(2.0)  # an optimiser step changes the parameter in place
+        layer.E.add_(0.5)
+        y2, _ = layer.step(x, z, s0)
+    fresh = TwoStreamS4D(2, 4)
+    fresh.load_state_dict(layer.state_dict())
+    with torch.no_grad():
+        y_ref, _ = fresh.step(x, z, s0)
+    torch.testing.assert_close(y2, y_ref)
+    assert not torch.allclose(y1, y2)
+    # with autograd on, nothing is cached and gradients reach the parameters
+    y3, _ = layer.step(x, z, s0)
+    y3.sum().backward()
+    assert layer.C.grad is not None and layer.E.grad is not None and float(layer.ssm.log_dt.grad.abs().sum()) > 0

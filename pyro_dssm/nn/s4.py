@@ -211,13 +211,26 @@ class S4D(PyroModule):
         """
         return torch.zeros(*batch_shape, self.H, self.N // 2, dtype=torch.complex128, device=device or self.C.device)
 
-    def _step_params(self):
+    def _step_params(self) -> Tuple[torch.Tensor, ...]:
+        """``(Abar, Bbar, C[, Ebar])`` in double precision for :meth:`step`.
+
+        Outside autograd they are cached until a parameter changes (tensor version
+        counters), so a generation loop discretises once, not at every step.
+        """
+        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if not torch.is_grad_enabled() and self.__dict__.get("_step_key") == key:
+            return self.__dict__["_step_cache"]
         dA, dB = self.ssm.discretise(dtype=torch.float64)
-        return dA, dB, torch.view_as_complex(self.C.to(torch.float64).contiguous())
+        out: Tuple[torch.Tensor, ...] = (dA, dB, torch.view_as_complex(self.C.to(torch.float64).contiguous()))
+        if isinstance(getattr(self, "E", None), torch.Tensor):
+            out += (self.ssm.discretise(self.E, dtype=torch.float64)[1],)
+        if not torch.is_grad_enabled():
+            self.__dict__["_step_key"], self.__dict__["_step_cache"] = key, out
+        return out
 
     def step(self, u_t: torch.Tensor, state: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """One step of the recurrence: ``u_t`` ``(B, H)``, ``state`` ``(B, H, N/2)`` -> ``(y_t (B, H), state)``."""
-        dA, dB, C = self._step_params()
+        dA, dB, C = self._step_params()[:3]
         u = u_t.to(torch.float64).unsqueeze(-1)
         if self.shift:  # y_t reads the state carried from u_{<t}, evolved one step; then u_t enters
             y = 2 * (C * dA * state).sum(-1).real
@@ -261,7 +274,6 @@ class TwoStreamS4D(PyroModule):
     def step(self, x_t: torch.Tensor, z_t: torch.Tensor, state: torch.Tensor
              ) -> Tuple[torch.Tensor, torch.Tensor]:
         """``x_t``, ``z_t`` ``(B, H)``, ``state`` ``(B, H, N/2)`` -> ``(y_t (B, H), state)``."""
-        dA, dB, C = self._step_params()
-        _, dE = self.ssm.discretise(self.E, dtype=torch.float64)
+        dA, dB, C, dE = self._step_params()
         state = dA * state + dB * x_t.to(torch.float64).unsqueeze(-1) + dE * z_t.to(torch.float64).unsqueeze(-1)
         return (2 * (C * state).sum(-1).real).to(x_t.dtype) + self.D * x_t + self.F * z_t, state
