@@ -91,7 +91,7 @@ def main(argv=None) -> int:
             data = [s[:args.prefix_steps + args.steps] for s in held]
     for name, arr in saved.items():
         np.save(out / f"{name}.npy", arr)
-    is_roll = corpus.x_dim == 88 and getattr(model.config, "emission", None) == "bernoulli"
+    is_roll = corpus.x_dim == 88 and model.config.emission == "bernoulli"
     if is_roll:
         for name in ("prior", "continuations"):
             for i, roll in enumerate(saved.get(name, [])):

@@ -88,6 +88,11 @@ class LS4Config:
         if self.output not in ("identity", "sigmoid"):
             raise ValueError(f"LS4 output must be 'identity' or 'sigmoid', got {self.output!r}")
 
+    @property
+    def emission(self) -> str:
+        """The observation family, as ``ModelConfig.emission`` names it: a Gaussian (eq. 10)."""
+        return "gaussian"
+
 
 def _gaussian_params(out: torch.Tensor, min_scale: float) -> Tuple[torch.Tensor, torch.Tensor]:
     loc, raw = out.chunk(2, dim=-1)
