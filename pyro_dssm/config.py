@@ -56,6 +56,8 @@ class TrainConfig:
     anneal_epochs: int = 5
     min_annealing: float = 0.2
     patience: int = 0  # early stopping on the validation ELBO; 0 = off
+    ema_decay: float = 0.0  # exponential moving average of the weights (LS4 App. D.1: 0.999); 0 = off
+    ema_start: int = 0  # optimiser steps before the average starts following the weights
     val_every: int = 1
     eval_particles: int = 10
     seed: int = 0
@@ -82,7 +84,7 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"config field {name!r} must be a positive integer, got {v!r}")
-        for name in ("iaf", "anneal_epochs", "patience", "num_workers"):
+        for name in ("iaf", "anneal_epochs", "patience", "num_workers", "ema_start"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"config field {name!r} must be a non-negative integer, got {v!r}")
@@ -90,6 +92,10 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if not self.clip_norm > 0:
             raise ValueError(f"clip_norm must be > 0, got {self.clip_norm!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1) (0: no weight averaging), got {self.ema_decay!r}")
+        if self.ema_decay and self.jit:
+            raise ValueError("ema_decay needs module-local parameters, which --jit does not use")
         if not 0 < self.min_annealing <= 1:
             raise ValueError(f"min_annealing must be in (0, 1], got {self.min_annealing!r}")
         for name in ("max_sequences", "max_files"):
@@ -189,6 +195,9 @@ _HELP = {
     "min_annealing": "initial KL annealing factor",
     "patience": "early stopping after this many validations without improvement (0: off)",
     "eval_particles": "particles for the final test ELBO",
+    "ema_decay": "validate, checkpoint and evaluate an exponential moving average of the weights with this "
+                 "decay (LS4 App. D.1: 0.999; 0: off)",
+    "ema_start": "optimiser steps before the moving average starts (it holds the initial weights until then)",
     "jit": "compile the ELBO with JitTraceMeanField_ELBO (batches padded to a few length buckets)",
     "devices": "number of devices or 'auto'",
     "strategy": "auto | ddp | ddp_spawn | ...",

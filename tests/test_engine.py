@@ -264,3 +264,76 @@ def test_every_config_parses_and_builds_its_model(path):
     assert model.config.z_dim == cfg.z_dim
     if cfg.model != "ls4":
         assert guide.config.num_iafs == cfg.iaf
+
+
+def _ema_run(tmp_path, epochs, resume=False, out="ema", ema=0.5):
+    """A tiny VRNN run with weight EMA (decay 0.5 so that it differs visibly from the raw weights)."""
+    import lightning as L
+
+    from pyro_dssm.training.engine import _initialise, _prepare, make_trainer
+
+    class Record(L.Callback):  # the raw weights after every optimiser step
+        def __init__(self):
+            self.steps = []
+
+        def on_train_batch_end(self, trainer, pl_module, *args):
+            self.steps.append({k: v.detach().clone() for k, v in pl_module.state_dict().items()})
+
+    path = tmp_path / "toy.npz"
+    if not path.is_file():
+        c = _corpus(8)
+        np.savez(path, *c.splits["train"])
+    cfg = TrainConfig(model="vrnn", guide="partial", data=str(path), z_dim=2, h_dim=4, hidden_dim=4,
+                      guide_rnn_dim=4, batch_size=3, epochs=epochs, ema_decay=ema, ema_start=1,
+                      progress=False, out=str(tmp_path / out))
+    L.seed_everything(0, verbose=False)
+    _, _, task, data = _prepare(cfg)
+    _initialise(task, data)
+    rec = Record()
+    last = tmp_path / out / "checkpoints" / "last.ckpt"
+    make_trainer(cfg, tmp_path / out, [rec]).fit(task, datamodule=data, ckpt_path=str(last) if resume else None)
+    return torch.load(last, weights_only=True), rec.steps, task
+
+
+def test_weight_ema_follows_its_formula_and_resumes_exactly(tmp_path):
+    """App. D.1's weight EMA: the checkpoint holds avg_k = d avg_{k-1} + (1 - d) w_k from step ema_start on."""
+    ckpt, steps, task = _ema_run(tmp_path, epochs=2)
+    assert ckpt["epoch"] == 1 and ckpt["global_step"] == 4
+    assert len(steps) == 4  # 2 epochs of 2 batches (the training split of the 8 sequences, batches of 3)
+    d, keys = 0.5, [k for k in steps[0] if steps[0][k].is_floating_point()]
+    # before ema_start (step index 0) the average keeps the initial weights; step 1 copies, then the EMA runs
+    avg = dict(steps[1])
+    for w in steps[2:]:
+        avg = {k: d * avg[k] + (1 - d) * w[k] for k in keys}
+    for k in keys:
+        torch.testing.assert_close(ckpt["state_dict"][k], avg[k], rtol=1e-5, atol=1e-6)
+        assert torch.equal(ckpt["current_model_state"][k], steps[-1][k])
+    assert any(not torch.allclose(avg[k], steps[-1][k]) for k in keys)
+    # after training the module holds the average (what evaluation and sampling use)
+    for k in keys:
+        torch.testing.assert_close(task.state_dict()[k], avg[k], rtol=1e-5, atol=1e-6)
+    # resume: 1 epoch, then 1 more, equals 2 straight (raw weights and the average)
+    _ema_run(tmp_path, epochs=1, out="r")
+    b, _, _ = _ema_run(tmp_path, epochs=2, resume=True, out="r")
+    for part in ("state_dict", "current_model_state"):
+        for k in keys:
+            assert torch.equal(ckpt[part][k], b[part][k]), (part, k)
+
+
+def test_last_checkpoint_is_written_every_epoch_even_without_improvement(tmp_path):
+    """Resume must start where training stopped, not at the last improvement of the validation ELBO."""
+    ckpt, steps, _ = _ema_run(tmp_path, epochs=2, ema=0.0)
+    metrics = (tmp_path / "ema" / "logs" / "metrics.csv").read_text()
+    vals = [float(r.split(",")[3]) for r in metrics.splitlines()[1:] if r.split(",")[3]]
+    assert len(vals) == 2 and vals[1] > vals[0]  # the precondition: this toy run's second epoch is worse
+    best = torch.load(tmp_path / "ema" / "checkpoints" / "best.ckpt", weights_only=True)
+    assert best["epoch"] == 0 and ckpt["epoch"] == 1
+    for k, v in steps[-1].items():
+        assert torch.equal(ckpt["state_dict"][k], v), k
+
+
+def test_ema_config_errors():
+    with pytest.raises(ValueError, match="ema_decay must be in"):
+        TrainConfig(ema_decay=1.0)
+    with pytest.raises(ValueError, match="--jit"):
+        TrainConfig(ema_decay=0.9, jit=True)

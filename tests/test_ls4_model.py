@@ -8,6 +8,7 @@ from pyro import poutine
 from pyro.infer import TraceMeanField_ELBO
 
 from pyro_dssm.infer import elbo_per_sequence, iwae_per_sequence
+from pyro_dssm.nn.ls4 import LS4UNet
 from pyro_dssm.models.ls4 import LS4Config, LS4Guide, LS4Likelihood, LS4Model, LS4Prior, PathNormal
 
 
@@ -18,9 +19,9 @@ def _pair(use_x=True, **kw):
     return m, LS4Guide(m)
 
 
-@pytest.mark.parametrize("use_x", [True, False])
-def test_log_probs_in_convolution_mode_equal_the_recurrence(use_x):
-    m, _ = _pair(use_x)
+@pytest.mark.parametrize("use_x,levels", [(True, 1), (False, 1), (True, 0), (True, 2)])
+def test_log_probs_in_convolution_mode_equal_the_recurrence(use_x, levels):
+    m, _ = _pair(use_x, levels=levels)
     z, x = torch.randn(2, 40, 2), torch.randn(2, 40, 3)
     with torch.no_grad():
         prior = LS4Prior(m, 2, 40)
@@ -38,6 +39,28 @@ def test_log_probs_in_convolution_mode_equal_the_recurrence(use_x):
             u, v = z[:, t], x[:, t]
         torch.testing.assert_close(prior.log_prob(z), lp_z, rtol=1e-4, atol=1e-3)
         torch.testing.assert_close(lik.log_prob(x), lp_x, rtol=1e-4, atol=1e-2)
+
+
+@pytest.mark.parametrize("streams,levels", [(1, 0), (1, 2), (2, 1)])
+def test_unet_backbone_widths_skips_and_recurrence(streams, levels):
+    """App. C's U-Net: widths double per level, and the recurrent step equals convolution mode."""
+    torch.manual_seed(1)
+    net = LS4UNet(streams, H=4, N=4, depth=2, levels=levels)
+    assert [p.block.mix_x.in_features if streams == 2 else p.block.mix.in_features
+            for p in net.center] == [4 * 2 ** levels] * 2
+    assert [lvl[0].res.down.out_features // streams for lvl in net.up_pairs] == [4 * 2 ** k for k in
+                                                                                 reversed(range(levels))]
+    hs = [torch.randn(3, 30, 4) for _ in range(streams)]
+    with torch.no_grad():
+        full = net(hs)
+        state, outs = net.default_state(3), []
+        for t in range(30):
+            out, state = net.step([h[:, t] for h in hs], state)
+            outs.append(out)
+    for i in range(streams):
+        torch.testing.assert_close(torch.stack([o[i] for o in outs], 1), full[i], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="levels >= 0"):
+        LS4UNet(1, 4, levels=-1)
 
 
 def test_causality_of_prior_decoder_and_guide():

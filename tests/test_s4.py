@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from pyro_dssm.nn.s4 import S4D, S4DKernel, TwoStreamS4D, causal_fft_conv, hippo_legs, s4d_init
+from pyro_dssm.nn.s4 import (S4D, S4DKernel, TwoStreamS4D, cached_discretisation, causal_fft_conv, hippo_legs,
+                             s4d_init)
 
 
 def test_hippo_legs_normal_part_and_its_modes():
@@ -166,16 +167,21 @@ def test_gradients_reach_every_parameter_and_bad_input():
         S4D(3, 8, dt_min=0.1, dt_max=0.01)
 
 
-def test_step_parameter_cache_follows_parameter_changes():
+def test_discretisation_cache_is_scoped_to_its_context():
+    """Outside cached_discretisation every step sees the current parameters, however they were changed."""
     torch.manual_seed(6)
     layer = TwoStreamS4D(2, 4)
     x, z = torch.randn(3, 2), torch.randn(3, 2)
     s0 = layer.default_state(3)
     with torch.no_grad():
         y1, _ = layer.step(x, z, s0)
-        assert layer._step_params() is layer._step_params()  # cached between steps
-        layer.C.mul_(2.0)  # an optimiser step changes the parameter in place
-        layer.E.add_(0.5)
+        with cached_discretisation(layer):
+            assert layer._step_params() is layer._step_params()  # discretised once inside
+            y_in, _ = layer.step(x, z, s0)
+        assert layer._step_params() is not layer._step_params()
+        torch.testing.assert_close(y_in, y1)
+        layer.C.data.mul_(2.0)  # through .data: no version bump (as weight averaging swaps weights)
+        layer.E.data.add_(0.5)
         y2, _ = layer.step(x, z, s0)
     fresh = TwoStreamS4D(2, 4)
     fresh.load_state_dict(layer.state_dict())
@@ -183,7 +189,10 @@ def test_step_parameter_cache_follows_parameter_changes():
         y_ref, _ = fresh.step(x, z, s0)
     torch.testing.assert_close(y2, y_ref)
     assert not torch.allclose(y1, y2)
-    # with autograd on, nothing is cached and gradients reach the parameters
+    with pytest.raises(RuntimeError, match="no_grad"):
+        with cached_discretisation(layer):
+            pass
+    # with autograd on, gradients reach the parameters
     y3, _ = layer.step(x, z, s0)
     y3.sum().backward()
     assert layer.C.grad is not None and layer.E.grad is not None and float(layer.ssm.log_dt.grad.abs().sum()) > 0

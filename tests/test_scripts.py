@@ -166,7 +166,8 @@ def test_two_process_ddp_on_cpu(tmp_path, short_rolls):
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert m["epochs_run"] == 2 and np.isfinite(m["test_nelbo_per_step"])
-    assert "distributed_backend=gloo" in r.stdout + r.stderr and "All distributed processes registered" in r.stdout + r.stderr
+    log = r.stdout + r.stderr
+    assert "distributed_backend=gloo" in log and "All distributed processes registered" in log
     # 6 sequences in batches of 3 over 2 processes: 1 step per epoch each (a single process would take 2)
     assert torch.load(tmp_path / "ddp/checkpoints/last.ckpt", weights_only=True)["global_step"] == 2
 

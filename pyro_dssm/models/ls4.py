@@ -44,6 +44,7 @@ from pyro.nn import PyroModule
 from torch.distributions import kl_divergence, register_kl
 
 from ..nn.ls4 import LS4GenStack, LS4Stack
+from ..nn.s4 import cached_discretisation
 from ..validation import check_annealing, check_observations
 
 __all__ = ["LS4Config", "LS4Model", "LS4Guide", "LS4Prior", "LS4Likelihood", "PathNormal"]
@@ -56,7 +57,9 @@ class LS4Config:
     Args:
         x_dim, z_dim: observation and latent dimensions.
         H: SSM channels per LS4 layer. N: real state size per channel.
-        depth: (LS4 block, residual block) pairs per stack.
+        depth: (LS4 block, residual block) pairs per level of each stack (App. C's ``num_layers2``).
+        levels: width-doubling U-Net levels of each stack (App. C's ``num_layers1``; the authors'
+            configs use 1); see :mod:`pyro_dssm.nn.ls4`.
         obs_scale: the fixed observation standard deviation ``sigma_x``.
         decoder_uses_x: the decoder conditions on ``x_{<n}`` (eq. 10); False: on ``z_{<=n}`` alone.
         init, discretisation: of every S4D layer (``"legs"``/``"lin"``, ``"zoh"``/``"bilinear"``).
@@ -69,6 +72,7 @@ class LS4Config:
     H: int = 64
     N: int = 64
     depth: int = 2
+    levels: int = 1
     obs_scale: float = 0.1
     decoder_uses_x: bool = True
     init: str = "legs"
@@ -81,6 +85,8 @@ class LS4Config:
             v = getattr(self, k)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"LS4 {k} must be a positive integer, got {v!r}")
+        if not isinstance(self.levels, int) or isinstance(self.levels, bool) or self.levels < 0:
+            raise ValueError(f"LS4 levels must be a non-negative integer, got {self.levels!r}")
         if self.N % 2:
             raise ValueError(f"LS4 state size N must be even (conjugate pairs), got {self.N}")
         if not self.obs_scale > 0:
@@ -190,11 +196,12 @@ class LS4Prior(_PathDistribution):
         state = m.prior_net.default_state(n, device=m.z_first.device)
         u = m.z_first.expand(n, -1)
         zs = []
-        for _ in range(L):
-            out, state = m.prior_net.step(u, state)
-            loc, scale = _gaussian_params(out, m.config.min_scale)
-            u = dist.Normal(loc, scale).sample()
-            zs.append(u)
+        with cached_discretisation(m.prior_net):
+            for _ in range(L):
+                out, state = m.prior_net.step(u, state)
+                loc, scale = _gaussian_params(out, m.config.min_scale)
+                u = dist.Normal(loc, scale).sample()
+                zs.append(u)
         return torch.stack(zs, dim=-2).reshape(shape + self.event_shape)
 
 
@@ -226,11 +233,12 @@ class LS4Likelihood(_PathDistribution):
         state = m.decoder.default_state(n, device=zf.device)
         v = m.x_first.expand(n, -1)
         xs = []
-        for t in range(L):
-            out, state = m.decoder.step(v, zf[:, t], state)
-            loc = m.obs_mean(out)
-            v = loc + m.config.obs_scale * torch.randn_like(loc)
-            xs.append(v)
+        with cached_discretisation(m.decoder):
+            for t in range(L):
+                out, state = m.decoder.step(v, zf[:, t], state)
+                loc = m.obs_mean(out)
+                v = loc + m.config.obs_scale * torch.randn_like(loc)
+                xs.append(v)
         return torch.stack(xs, dim=-2).reshape(*lead, L, m.config.x_dim)
 
 
@@ -255,8 +263,9 @@ class LS4Model(PyroModule):
         super().__init__()
         self.config = c = config
         s4 = dict(init=c.init, discretisation=c.discretisation)
-        self.prior_net = LS4Stack(c.z_dim, 2 * c.z_dim, c.H, c.N, c.depth, **s4)
-        self.decoder = LS4GenStack(c.x_dim, c.z_dim, c.x_dim, c.H, c.N, c.depth, use_x=c.decoder_uses_x, **s4)
+        self.prior_net = LS4Stack(c.z_dim, c.z_dim, c.H, c.N, c.depth, c.levels, branches=2, **s4)
+        self.decoder = LS4GenStack(c.x_dim, c.z_dim, c.x_dim, c.H, c.N, c.depth, c.levels,
+                                   use_x=c.decoder_uses_x, **s4)
         self.z_first = nn.Parameter(torch.zeros(c.z_dim))  # the prior's input before z_1
         self.x_first = nn.Parameter(torch.zeros(c.x_dim))  # the decoder's input before x_1
 
@@ -319,16 +328,17 @@ class LS4Model(PyroModule):
         dev = self.z_first.device
         ps, ds = self.prior_net.default_state(B, device=dev), self.decoder.default_state(B, device=dev)
         u, v = self.z_first.expand(B, -1), self.x_first.expand(B, -1)
-        for t in range(len(xs) + num_steps):
-            out, ps = self.prior_net.step(u, ps)
-            if t >= len(zs):
-                loc, scale = _gaussian_params(out, c.min_scale)
-                zs.append(dist.Normal(loc, scale).sample())
-            out_x, ds = self.decoder.step(v, zs[t], ds)
-            loc_x = self.obs_mean(out_x)
-            if t >= len(xs):
-                xs.append(loc_x + c.obs_scale * torch.randn_like(loc_x))
-            u, v = zs[t], xs[t]
+        with cached_discretisation(self):
+            for t in range(len(xs) + num_steps):
+                out, ps = self.prior_net.step(u, ps)
+                if t >= len(zs):
+                    loc, scale = _gaussian_params(out, c.min_scale)
+                    zs.append(dist.Normal(loc, scale).sample())
+                out_x, ds = self.decoder.step(v, zs[t], ds)
+                loc_x = self.obs_mean(out_x)
+                if t >= len(xs):
+                    xs.append(loc_x + c.obs_scale * torch.randn_like(loc_x))
+                u, v = zs[t], xs[t]
         return torch.stack(xs, 1), torch.stack(zs, 1)
 
 
@@ -336,13 +346,13 @@ class LS4Guide(PyroModule):
     """The LS4 inference model (eq. 13): ``q(z_n | x_{<=n})``, every step in parallel, one site ``"z"``."""
 
     def __init__(self, model: LS4Model, H: Optional[int] = None, N: Optional[int] = None,
-                 depth: Optional[int] = None):
+                 depth: Optional[int] = None, levels: Optional[int] = None):
         super().__init__()
         c = model.config
         object.__setattr__(self, "_model", model)  # not a submodule: the guide owns only its own parameters
-        self.config = {"H": H or c.H, "N": N or c.N, "depth": depth or c.depth}
-        self.net = LS4Stack(c.x_dim, 2 * c.z_dim, self.config["H"], self.config["N"], self.config["depth"],
-                            init=c.init, discretisation=c.discretisation)
+        self.config = {"H": H or c.H, "N": N or c.N, "depth": depth or c.depth,
+                       "levels": c.levels if levels is None else levels}
+        self.net = LS4Stack(c.x_dim, c.z_dim, **self.config, branches=2, init=c.init, discretisation=c.discretisation)
 
     def posterior(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(loc, scale)`` ``(B, L, z_dim)`` of every ``q(z_n | x_{<=n})``."""

@@ -33,13 +33,15 @@ of LS4's eq. (6), ``h' = A h + B x + E z``, ``y = C h + D x + F z``.
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from contextlib import contextmanager
+from typing import Iterator, Optional, Tuple
 
 import torch
 import torch.nn as nn
 from pyro.nn import PyroModule
 
-__all__ = ["hippo_legs", "s4d_init", "causal_fft_conv", "S4DKernel", "S4D", "TwoStreamS4D"]
+__all__ = ["hippo_legs", "s4d_init", "causal_fft_conv", "S4DKernel", "S4D", "TwoStreamS4D",
+           "cached_discretisation"]
 
 INITS = ("legs", "lin")
 DISCRETISATIONS = ("zoh", "bilinear")
@@ -214,18 +216,18 @@ class S4D(PyroModule):
     def _step_params(self) -> Tuple[torch.Tensor, ...]:
         """``(Abar, Bbar, C[, Ebar])`` in double precision for :meth:`step`.
 
-        Outside autograd they are cached until a parameter changes (tensor version
-        counters), so a generation loop discretises once, not at every step.
+        Computed afresh on every call, except inside :func:`cached_discretisation`, which
+        discretises once for a whole generation loop.
         """
-        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
-        if not torch.is_grad_enabled() and self.__dict__.get("_step_key") == key:
-            return self.__dict__["_step_cache"]
+        cache = self.__dict__.get("_step_cache")
+        if cache is not None and cache.get("params") is not None:
+            return cache["params"]
         dA, dB = self.ssm.discretise(dtype=torch.float64)
         out: Tuple[torch.Tensor, ...] = (dA, dB, torch.view_as_complex(self.C.to(torch.float64).contiguous()))
         if isinstance(getattr(self, "E", None), torch.Tensor):
             out += (self.ssm.discretise(self.E, dtype=torch.float64)[1],)
-        if not torch.is_grad_enabled():
-            self.__dict__["_step_key"], self.__dict__["_step_cache"] = key, out
+        if cache is not None:
+            cache["params"] = out
         return out
 
     def step(self, u_t: torch.Tensor, state: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -277,3 +279,29 @@ class TwoStreamS4D(PyroModule):
         dA, dB, C, dE = self._step_params()
         state = dA * state + dB * x_t.to(torch.float64).unsqueeze(-1) + dE * z_t.to(torch.float64).unsqueeze(-1)
         return (2 * (C * state).sum(-1).real).to(x_t.dtype) + self.D * x_t + self.F * z_t, state
+
+
+@contextmanager
+def cached_discretisation(module: nn.Module) -> Iterator[None]:
+    """Discretise every S4D layer in ``module`` once for all the recurrent steps run inside.
+
+    A generation loop calls :meth:`S4D.step` ``L`` times with the same parameters;
+    without this context each call discretises ``A``, ``B`` (and ``E``) again. Inside
+    it the parameters must not change, and autograd must be off (the cached tensors
+    would otherwise carry one graph into every step)::
+
+        with torch.no_grad(), cached_discretisation(model):
+            for t in range(L):
+                y, state = layer.step(u[:, t], state)
+    """
+    if torch.is_grad_enabled():
+        raise RuntimeError("cached_discretisation runs under torch.no_grad(): steps would share one autograd graph")
+    layers = [m for m in module.modules() if isinstance(m, (S4D, TwoStreamS4D))]
+    saved = [m.__dict__.get("_step_cache") for m in layers]
+    for m in layers:
+        m.__dict__["_step_cache"] = {"params": None}
+    try:
+        yield
+    finally:
+        for m, old in zip(layers, saved):
+            m.__dict__["_step_cache"] = old

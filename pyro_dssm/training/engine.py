@@ -36,7 +36,7 @@ import numpy as np
 import pyro
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint
 from pyro.infer import JitTraceMeanField_ELBO, TraceMeanField_ELBO
 
 from ..config import TrainConfig, save_config
@@ -455,11 +455,19 @@ def make_trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks=()) -> L.Train
     ckpt_dir = run_dir / "checkpoints"
     callbacks = [
         ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=VAL_METRIC, mode="min", save_top_k=1,
-                        save_last=True, enable_version_counter=False),
+                        enable_version_counter=False),
+        # every epoch, improved or not: Lightning's save_last writes last.ckpt only when the monitored
+        # checkpoint was saved, so a resume would restart from the last improvement
+        ModelCheckpoint(dirpath=str(ckpt_dir), filename="last", monitor=None, save_top_k=1,
+                        enable_version_counter=False),
         *extra_callbacks,
     ]
     if cfg.patience:
         callbacks.append(EarlyStopping(monitor=VAL_METRIC, mode="min", patience=cfg.patience))
+    if cfg.ema_decay:
+        # validation, checkpoints' state_dict and the final weights are the average; the checkpoint
+        # keeps the raw weights too (current_model_state), so --resume continues both exactly
+        callbacks.append(EMAWeightAveraging(decay=cfg.ema_decay, update_starting_at_step=cfg.ema_start))
     return L.Trainer(
         max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=_devices(cfg.devices), num_nodes=cfg.num_nodes,
         strategy=cfg.strategy, gradient_clip_val=cfg.clip_norm, gradient_clip_algorithm="norm",
