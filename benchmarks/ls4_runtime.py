@@ -42,7 +42,8 @@ def main(argv=None):
     p.add_argument("--z-dim", type=int, default=5)
     p.add_argument("--width", type=int, default=64, help="LS4 channels H and VRNN h_dim/hidden_dim")
     p.add_argument("--state", type=int, default=64, help="LS4 state size N")
-    p.add_argument("--depth", type=int, default=2, help="LS4 blocks per stack")
+    p.add_argument("--depth", type=int, default=2, help="LS4 (block, residual block) pairs per U-Net level")
+    p.add_argument("--levels", type=int, default=1, help="LS4 U-Net levels (App. C; the authors' configs: 1)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--no-generation", action="store_true")
     p.add_argument("--device", default="cpu")
@@ -58,14 +59,14 @@ def main(argv=None):
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     pairs = {}
     for name in ("ls4", "vrnn"):
-        opts = {"N": args.state, "depth": args.depth} if name == "ls4" else {}
+        opts = {"N": args.state, "depth": args.depth, "levels": args.levels} if name == "ls4" else {}
         guide = "ls4" if name == "ls4" else "partial"
         cfg = TrainConfig(model=name, guide=guide, z_dim=args.z_dim, h_dim=args.width, hidden_dim=args.width,
                           guide_rnn_dim=args.width, model_options=opts)
         model, guide_ = build_model_and_guide(cfg, args.x_dim, "gaussian")
         pairs[name] = (model.to(dev), guide_.to(dev))
     print(f"device {dev}, batch {args.batch_size}, x_dim {args.x_dim}, z_dim {args.z_dim}, width {args.width}, "
-          f"LS4 N {args.state} depth {args.depth}; best of {args.repeats}")
+          f"LS4 N {args.state} depth {args.depth} levels {args.levels}; best of {args.repeats}")
     print("| L | LS4 train s/step | VRNN train s/step | ratio | LS4 generate s | VRNN generate s | ratio |")
     print("|---|---|---|---|---|---|---|")
     for L in args.lengths:

@@ -47,7 +47,9 @@ class TrainConfig:
     max_files: Optional[int] = None  # keep only the first N audio files (sorted by path)
     # Monash .tsf series (LS4 App. D.1)
     series_normalise: str = "zscore"  # zscore | minmax | none, per series
-    series_missing: str = "error"  # error | drop | interpolate
+    series_missing: str = "error"  # error | drop | interpolate | keep
+    # irregular sampling (LS4 Sec. 5.3): keep each observed entry with this probability, the rest NaN
+    observed_fraction: float = 1.0
     # optimisation (paper, Sec. III: Adam, norm clipping 10, batches of 100, annealing over 100 epochs)
     epochs: int = 30
     batch_size: int = 20
@@ -107,8 +109,10 @@ class TrainConfig:
         STFTConfig(self.sample_rate, self.stft_n_fft, self.stft_hop)  # raises on a hop longer than the window
         if self.series_normalise not in ("zscore", "minmax", "none"):
             raise ValueError(f"series_normalise must be zscore, minmax or none, got {self.series_normalise!r}")
-        if self.series_missing not in ("error", "drop", "interpolate"):
-            raise ValueError(f"series_missing must be error, drop or interpolate, got {self.series_missing!r}")
+        if self.series_missing not in ("error", "drop", "interpolate", "keep"):
+            raise ValueError(f"series_missing must be error, drop, interpolate or keep, got {self.series_missing!r}")
+        if not 0 < self.observed_fraction <= 1:
+            raise ValueError(f"observed_fraction must be in (0, 1], got {self.observed_fraction!r}")
         if not self.trim_db > 0:
             raise ValueError(f"trim_db must be > 0, got {self.trim_db!r}")
         if self.iaf and self.iaf_dim < self.z_dim:
@@ -180,7 +184,7 @@ _HELP = {
     "emission": "bernoulli | gaussian | itakura_saito | gaussian_power (default: bernoulli for binary data, "
                 "itakura_saito for speech)",
     "data": "bach (shipped chorales), jsb, nottingham, musedata, piano, speech (shipped clips), asterisk, "
-            "librispeech-SUBSET, flame (LS4's stiff system, generated; flame-p3 .. flame-p10 for one p), "
+            "librispeech-SUBSET, flame (LS4's stiff system, generated; flame-p3 .. flame-p10 for one p), ushcn, "
             "a Monash .tsf file, a .npy/.npz file, a .pickle, or a folder of MIDI/MusicXML or wav/flac files",
     "data_root": "folder holding downloaded corpora (default: $PYRO_DSSM_DATA or ~/.cache/pyro-dssm)",
     "stft_hop": "STFT hop in samples (App. C: 25%% of the 1024-sample window)",
@@ -189,7 +193,9 @@ _HELP = {
     "speaker_disjoint": "speech: split by speaker (first folder level) instead of by file",
     "max_files": "speech: keep only the first N audio files",
     "series_normalise": ".tsf series: per-series zscore (FRED-MD, NN5, Solar) or minmax (Temperature Rain)",
-    "series_missing": ".tsf series with missing values: error, drop or interpolate",
+    "series_missing": ".tsf series with missing values: error, drop, interpolate or keep (NaN; LS4 only)",
+    "observed_fraction": "irregular sampling (LS4 Sec. 5.3): keep each observed entry with this probability, "
+                         "the others become unobserved (NaN); 1 keeps all",
     "max_sequences": "keep only the first N sequences of each split (quick checks)",
     "anneal_epochs": "epochs over which the KL factor rises to 1 (paper: 100)",
     "min_annealing": "initial KL annealing factor",

@@ -15,7 +15,7 @@ def lengths_from_mask(mask: torch.Tensor) -> torch.Tensor:
 
 
 def check_observations(
-    x, mask: Optional[torch.Tensor], x_dim: int, emission: str
+    x, mask: Optional[torch.Tensor], x_dim: int, emission: str, allow_missing: bool = False
 ) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
     """Validate a batch of sequences and its mask.
 
@@ -26,6 +26,8 @@ def check_observations(
             be a prefix mask (valid steps first) with at least one valid step.
         x_dim: the model's observation dimension.
         emission: the emission family, whose support ``x`` must lie in.
+        allow_missing: NaN entries mark unobserved values (models that handle
+            irregular sampling); each sequence needs one observed entry.
 
     Returns:
         ``(x, mask, lengths)`` with ``x`` a floating tensor, ``mask`` unchanged
@@ -51,7 +53,12 @@ def check_observations(
         raise ValueError(f"x is an empty batch (B=0), shape {tuple(x.shape)}")
     if T == 0:
         raise ValueError(f"x has zero-length sequences (T=0), shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
+    if allow_missing:
+        if torch.isinf(x).any():
+            bad = torch.isinf(x).nonzero()[0].tolist()
+            raise ValueError(f"x contains inf (first at batch {bad[0]}, step {bad[1]}, dim {bad[2]}); "
+                             "only NaN may mark an unobserved entry")
+    elif not torch.isfinite(x).all():
         bad = (~torch.isfinite(x)).nonzero()[0].tolist()
         raise ValueError(f"x contains NaN or inf (first at batch {bad[0]}, step {bad[1]}, dim {bad[2]}); "
                          "pad with finite values and use `mask` for missing steps")
@@ -73,6 +80,11 @@ def check_observations(
             i = int((prefix != mask).any(-1).nonzero()[0])
             raise ValueError(f"mask row {i} is not a prefix mask: valid steps must come first, "
                              "then padding (sequences are right-padded)")
+    if allow_missing:
+        seen = ~torch.isnan(x) if mask is None else ~torch.isnan(x) & mask.unsqueeze(-1)
+        if not seen.flatten(1).any(-1).all():
+            i = int((~seen.flatten(1).any(-1)).nonzero()[0])
+            raise ValueError(f"sequence {i} of the batch has no observed entry (all NaN)")
     valid = x if mask is None else x[mask]
     if emission == "bernoulli" and not ((valid == 0) | (valid == 1)).all():
         raise ValueError("x must be binary (0/1) under a Bernoulli emission; found values "

@@ -8,6 +8,7 @@ Examples::
     python scripts/evaluate.py runs/arssm-full-speech                  # + resynthesis, latents sampled
     python scripts/evaluate.py runs/arssm-full-speech --latents mean   # posterior means instead
     python scripts/evaluate.py runs/ls4/flame --generation             # LS4 Table 1 scores and Fig. 1
+    python scripts/evaluate.py runs/ls4/ushcn --forecast interpolation extrapolation   # LS4 Table 2
 
 Writes ``RUN_DIR/eval_SPLIT.json`` (totals) and ``RUN_DIR/eval_SPLIT.csv`` (one row
 per sequence: length, ELBO, K-particle IWAE bound, both per step). The IWAE
@@ -51,12 +52,18 @@ def parse_args(argv=None):
                    help="real-valued data: LS4's Table 1 scores of prior samples (marginal, classification, "
                         "prediction) and its Fig. 1, in RUN_DIR/generation/")
     p.add_argument("--probe-epochs", type=int, default=100, help="--generation: epochs of the S4 probes")
+    p.add_argument("--forecast", nargs="+", choices=["interpolation", "extrapolation"], default=[],
+                   help="LS4: Sec. 5.3's tasks on the split (MSE, CRPS) into RUN_DIR/forecast_TASK.json")
+    p.add_argument("--forecast-samples", type=int, default=10, help="--forecast: latent paths per sequence")
+    p.add_argument("--context-fraction", type=float, default=0.5,
+                   help="--forecast interpolation: share of the observed time points the model sees")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.particles < 1 or (args.iwae is not None and args.iwae < 0) or args.batch_size < 1 \
-            or args.figure_items < 0:
-        p.error("--particles and --batch-size must be >= 1, --iwae and --figure-items >= 0")
+            or args.figure_items < 0 or args.forecast_samples < 1 or not 0 < args.context_fraction < 1:
+        p.error("--particles, --batch-size and --forecast-samples must be >= 1, --iwae and --figure-items >= 0, "
+                "--context-fraction in (0, 1)")
     return args
 
 
@@ -106,6 +113,20 @@ def main(argv=None) -> int:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
         print(f"wrote {out}/ (utterances.csv, summary.json{', wav/' if args.wav else ''}"
               f"{', mel_spectrograms.png' if args.figure_items else ''})")
+    for task in args.forecast:
+        from pyro_dssm.forecasting import evaluate_forecast
+
+        try:
+            report = evaluate_forecast(model, guide, seqs, task, num_samples=args.forecast_samples,
+                                       context_fraction=args.context_fraction, batch_size=args.batch_size,
+                                       seed=args.seed)
+        except (TypeError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        report.update(model=cfg.model, data=corpus.name, split=args.split, checkpoint=args.checkpoint)
+        atomic_write_text(run / f"forecast_{task}.json", json.dumps(report, indent=2))
+        print(f"{task}: MSE {report['mse']:.4g}, CRPS {report['crps']:.4g} over {report['targets']} hidden entries; "
+              f"wrote {run / f'forecast_{task}.json'}")
     if args.generation:
         from pyro_dssm.generation import evaluate_generation
 

@@ -44,12 +44,12 @@ class Corpus:
     kind = "sequences"
 
     def __init__(self, splits: Dict[str, List[np.ndarray]], name: str = "data", source: str = "",
-                 ids: Optional[Dict[str, List[str]]] = None):
-        missing = [s for s in SPLITS if s not in splits]
-        if missing:
-            raise ValueError(f"corpus {name!r} lacks the split(s) {missing}")
+                 ids: Optional[Dict[str, List[str]]] = None, missing: bool = False):
+        absent = [s for s in SPLITS if s not in splits]
+        if absent:
+            raise ValueError(f"corpus {name!r} lacks the split(s) {absent}")
         self.splits = {s: [np.asarray(x) for x in splits[s]] for s in SPLITS}
-        self.name, self.source, self.ids = name, source, ids
+        self.name, self.source, self.ids, self.missing = name, source, ids, missing
         dims = {x.shape[-1] for s in SPLITS for x in self.splits[s] if x.ndim == 2}
         for s in SPLITS:
             if not self.splits[s]:
@@ -59,14 +59,25 @@ class Corpus:
                     raise ValueError(f"corpus {name!r}: {s}[{i}] has shape {x.shape}; each sequence must be (T, D)")
                 if x.shape[0] == 0:
                     raise ValueError(f"corpus {name!r}: {s}[{i}] is a zero-length sequence")
-                if not np.isfinite(x).all():
-                    raise ValueError(f"corpus {name!r}: {s}[{i}] contains NaN or inf")
+                if missing:
+                    if np.isinf(x).any():
+                        raise ValueError(f"corpus {name!r}: {s}[{i}] contains inf (NaN marks an unobserved entry)")
+                    if np.isnan(x).all():
+                        raise ValueError(f"corpus {name!r}: {s}[{i}] has no observed entry (all NaN)")
+                elif not np.isfinite(x).all():
+                    raise ValueError(f"corpus {name!r}: {s}[{i}] contains NaN or inf (NaN may mark unobserved "
+                                     "entries only in a corpus with missing values, for LS4)")
         if len(dims) != 1:
             raise ValueError(f"corpus {name!r}: sequences have different dimensions {sorted(dims)}")
 
     @property
     def x_dim(self) -> int:
         return int(self.splits["train"][0].shape[-1])
+
+    @property
+    def has_missing(self) -> bool:
+        """Whether some entry is unobserved (NaN): irregularly sampled data (LS4 Sec. 5.3)."""
+        return self.missing and any(np.isnan(x).any() for s in SPLITS for x in self.splits[s])
 
     def is_binary(self) -> bool:
         return all(np.isin(x, (0, 1)).all() for s in SPLITS for x in self.splits[s])
@@ -100,7 +111,7 @@ class Corpus:
     @classmethod
     def from_sequences(cls, seqs: Sequence[np.ndarray], *, name: str = "data", source: str = "",
                        valid_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
-                       names: Optional[Sequence[str]] = None) -> "Corpus":
+                       names: Optional[Sequence[str]] = None, missing: bool = False) -> "Corpus":
         """Split sequences at random (with ``seed``) into train/valid/test; at least one each.
 
         ``names`` (one per sequence) become :attr:`ids`.
@@ -117,7 +128,8 @@ class Corpus:
         n_valid = max(1, int(round(n * valid_fraction)))
         parts = {"test": perm[:n_test], "valid": perm[n_test:n_test + n_valid], "train": perm[n_test + n_valid:]}
         ids = None if names is None else {s: [names[i] for i in sorted(parts[s])] for s in SPLITS}
-        return cls({s: [seqs[i] for i in sorted(parts[s])] for s in SPLITS}, name=name, source=source, ids=ids)
+        return cls({s: [seqs[i] for i in sorted(parts[s])] for s in SPLITS}, name=name, source=source, ids=ids,
+                   missing=missing)
 
 
 def _as_sequences(x: np.ndarray, lengths: Optional[np.ndarray], where: str) -> List[np.ndarray]:
@@ -141,7 +153,7 @@ def _as_sequences(x: np.ndarray, lengths: Optional[np.ndarray], where: str) -> L
 
 
 def load_arrays(path: Union[str, os.PathLike], *, valid_fraction: float = 0.1, test_fraction: float = 0.1,
-                seed: int = 0) -> Corpus:
+                seed: int = 0, missing: bool = False) -> Corpus:
     """Users' own sequences from a ``.npy`` or ``.npz`` file.
 
     Accepted layouts:
@@ -151,7 +163,8 @@ def load_arrays(path: Union[str, os.PathLike], *, valid_fraction: float = 0.1, t
         ``train_lengths``/``valid_lengths``/``test_lengths``: the splits are kept;
       - ``.npz`` of ``(T, D)`` arrays (``np.savez(path, *list_of_arrays)``).
 
-    Without given splits the sequences are split at random with ``seed``.
+    Without given splits the sequences are split at random with ``seed``. With ``missing``
+    NaN entries mark unobserved values (irregularly sampled data).
     """
     path = Path(path)
     if not path.is_file():
@@ -160,7 +173,7 @@ def load_arrays(path: Union[str, os.PathLike], *, valid_fraction: float = 0.1, t
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
         raise ValueError(f"{path} is not a readable .npy/.npz file ({e})") from e
-    kw = dict(valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed)
+    kw = dict(valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed, missing=missing)
     if isinstance(data, np.ndarray):
         return Corpus.from_sequences(_as_sequences(data, None, str(path)), name=path.stem, source=str(path), **kw)
     with data:
@@ -168,7 +181,7 @@ def load_arrays(path: Union[str, os.PathLike], *, valid_fraction: float = 0.1, t
         if all(s in keys for s in SPLITS):
             splits = {s: _as_sequences(data[s], data[f"{s}_lengths"] if f"{s}_lengths" in keys else None,
                                        f"{path}[{s}]") for s in SPLITS}
-            return Corpus(splits, name=path.stem, source=str(path))
+            return Corpus(splits, name=path.stem, source=str(path), missing=missing)
         if "x" in keys:
             seqs = _as_sequences(data["x"], data["lengths"] if "lengths" in keys else None, f"{path}[x]")
         elif keys:

@@ -116,13 +116,14 @@ def load_tsf(path: Union[str, os.PathLike], *, normalise: str = "zscore", missin
 
     Args:
         normalise: ``"zscore"``, ``"minmax"`` or ``"none"``.
-        missing: ``"error"`` (default), ``"drop"`` (leave out series with a missing value) or
-            ``"interpolate"`` (linear interpolation, constant at the ends).
+        missing: ``"error"`` (default), ``"drop"`` (leave out series with a missing value),
+            ``"interpolate"`` (linear interpolation, constant at the ends) or ``"keep"`` (NaN
+            entries, a corpus with missing values for LS4's irregular-sampling mode).
         max_length: keep the first ``max_length`` steps of each series.
         test_fraction, valid_fraction, seed: a random split by series (App. D: 80/20 train/test).
     """
-    if missing not in ("error", "drop", "interpolate"):
-        raise ValueError(f"missing must be 'error', 'drop' or 'interpolate', got {missing!r}")
+    if missing not in ("error", "drop", "interpolate", "keep"):
+        raise ValueError(f"missing must be 'error', 'drop', 'interpolate' or 'keep', got {missing!r}")
     data = read_tsf(path)
     seqs, names = [], []
     for i, (x, a) in enumerate(zip(data.series, data.attributes)):
@@ -134,9 +135,10 @@ def load_tsf(path: Union[str, os.PathLike], *, normalise: str = "zscore", missin
         if gaps.any():
             if missing == "error":
                 raise ValueError(f"{Path(path).name}: series {name!r} has {int(gaps.sum())} missing value(s); "
-                                 "pass missing='drop' or 'interpolate'")
+                                 "pass missing='drop', 'interpolate' or 'keep'")
             if missing == "drop":
                 continue
+        if gaps.any() and missing == "interpolate":
             idx = np.arange(len(x))
             x = np.interp(idx, idx[~gaps], x[~gaps])
         seqs.append(normalise_series(x, normalise).astype(np.float32)[:, None])
@@ -144,7 +146,7 @@ def load_tsf(path: Union[str, os.PathLike], *, normalise: str = "zscore", missin
     if len(seqs) < 3:
         raise ValueError(f"{Path(path).name}: {len(seqs)} usable series; need at least 3 for the splits")
     return Corpus.from_sequences(seqs, name=Path(path).stem, source=str(path), valid_fraction=valid_fraction,
-                                 test_fraction=test_fraction, seed=seed, names=names)
+                                 test_fraction=test_fraction, seed=seed, names=names, missing=missing == "keep")
 
 
 def load_monash(name: str, root: Optional[Union[str, os.PathLike]] = None, **kw) -> Corpus:

@@ -4,7 +4,8 @@ Never import models."""
 from .audio import estoi, pesq_wb, si_sdr
 from .generation import classification_score, prediction_score
 from .stats import summarize
-from .timeseries import crps_from_samples, marginal_score, masked_mse
+from .timeseries import crps_from_samples, crps_gaussian, crps_gaussian_mixture, marginal_score, masked_mse
 
-__all__ = ["si_sdr", "pesq_wb", "estoi", "summarize", "crps_from_samples", "marginal_score", "masked_mse",
-           "classification_score", "prediction_score"]
+__all__ = ["si_sdr", "pesq_wb", "estoi", "summarize", "crps_from_samples", "crps_gaussian", "crps_gaussian_mixture",
+           "marginal_score",
+           "masked_mse", "classification_score", "prediction_score"]

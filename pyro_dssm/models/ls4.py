@@ -65,6 +65,9 @@ class LS4Config:
         init, discretisation: of every S4D layer (``"legs"``/``"lin"``, ``"zoh"``/``"bilinear"``).
         min_scale: floor of the predicted latent standard deviations.
         output: ``"identity"`` or ``"sigmoid"`` on the decoder mean (App. D.1: sigmoid for data in [0, 1]).
+        missing: observations may hold NaN for unobserved entries (irregular sampling, Sec. 5.3):
+            the likelihood scores the observed entries only, and the guide and the decoder read
+            ``(value or 0, observed flag)``, ``2 x_dim`` input channels.
     """
 
     x_dim: int
@@ -79,6 +82,7 @@ class LS4Config:
     discretisation: str = "zoh"
     min_scale: float = 1e-4
     output: str = "identity"
+    missing: bool = False
 
     def __post_init__(self):
         for k in ("x_dim", "z_dim", "H", "N", "depth"):
@@ -216,12 +220,19 @@ class LS4Likelihood(_PathDistribution):
         """``mu_n`` for every step given observations ``x`` ``(..., L, x_dim)`` (teacher forcing)."""
         m, z = self.model, _zero_padding(self.z, self.mask)
         x = _zero_padding(x, self.mask)
-        v = _shift(x, m.x_first).expand(*z.shape[:-1], x.shape[-1]) if m.config.decoder_uses_x else None
+        if m.config.decoder_uses_x:
+            u = m.obs_input(x)
+            v = _shift(u, m.x_first).expand(*z.shape[:-1], u.shape[-1])
+        else:
+            v = None
         return m.obs_mean(m.decoder(v, z))
 
     def log_prob(self, value):
-        lp = dist.Normal(self.locs(value), self.model.config.obs_scale).log_prob(value).sum(-1)
-        return _masked_sum(lp, self.mask)
+        """``sum_n log N(x_n | mu_n, sigma_x^2)`` over valid steps and observed (non-NaN) entries."""
+        seen = ~torch.isnan(value)
+        filled = torch.where(seen, value, value.new_zeros(()))
+        lp = dist.Normal(self.locs(value), self.model.config.obs_scale).log_prob(filled)
+        return _masked_sum(torch.where(seen, lp, lp.new_zeros(())).sum(-1), self.mask)
 
     @torch.no_grad()
     def sample(self, sample_shape=torch.Size()):
@@ -235,7 +246,7 @@ class LS4Likelihood(_PathDistribution):
         xs = []
         with cached_discretisation(m.decoder):
             for t in range(L):
-                out, state = m.decoder.step(v, zf[:, t], state)
+                out, state = m.decoder.step(m.obs_input(v) if t else v, zf[:, t], state)
                 loc = m.obs_mean(out)
                 v = loc + m.config.obs_scale * torch.randn_like(loc)
                 xs.append(v)
@@ -264,14 +275,26 @@ class LS4Model(PyroModule):
         self.config = c = config
         s4 = dict(init=c.init, discretisation=c.discretisation)
         self.prior_net = LS4Stack(c.z_dim, c.z_dim, c.H, c.N, c.depth, c.levels, branches=2, **s4)
-        self.decoder = LS4GenStack(c.x_dim, c.z_dim, c.x_dim, c.H, c.N, c.depth, c.levels,
+        self.decoder = LS4GenStack(self.input_dim, c.z_dim, c.x_dim, c.H, c.N, c.depth, c.levels,
                                    use_x=c.decoder_uses_x, **s4)
         self.z_first = nn.Parameter(torch.zeros(c.z_dim))  # the prior's input before z_1
-        self.x_first = nn.Parameter(torch.zeros(c.x_dim))  # the decoder's input before x_1
+        self.x_first = nn.Parameter(torch.zeros(self.input_dim))  # the decoder's input before x_1
 
     @property
     def x_dim(self) -> int:
         return self.config.x_dim
+
+    @property
+    def input_dim(self) -> int:
+        """Channels of an observation as the guide and the decoder read it (``2 x_dim`` with ``missing``)."""
+        return 2 * self.config.x_dim if self.config.missing else self.config.x_dim
+
+    def obs_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(..., x_dim)`` as network input: with ``config.missing``, ``(x or 0 where NaN, observed flag)``."""
+        if not self.config.missing:
+            return x
+        seen = ~torch.isnan(x)
+        return torch.cat([torch.where(seen, x, x.new_zeros(())), seen.to(x.dtype)], -1)
 
     def obs_mean(self, out: torch.Tensor) -> torch.Tensor:
         """``mu_x`` from the decoder's output (``sigmoid`` with ``config.output == "sigmoid"``)."""
@@ -290,7 +313,7 @@ class LS4Model(PyroModule):
                 raise ValueError(f"num_steps must be a positive integer when x is None, got {num_steps!r}")
             B, L = batch_size or 1, int(num_steps)
         else:
-            x, mask, _ = check_observations(x, mask, self.config.x_dim, "gaussian")
+            x, mask, _ = check_observations(x, mask, self.config.x_dim, "gaussian", allow_missing=self.config.missing)
             B, L = x.shape[:2]
             if num_steps is not None and num_steps != L:
                 raise ValueError("LS4 scores or samples whole paths: num_steps must equal x's length")
@@ -321,7 +344,7 @@ class LS4Model(PyroModule):
         else:
             if guide is None:
                 raise ValueError("continuing a prefix needs a guide to infer its latent states")
-            prefix, _, _ = check_observations(prefix, None, c.x_dim, "gaussian")
+            prefix, _, _ = check_observations(prefix, None, c.x_dim, "gaussian", allow_missing=c.missing)
             B = prefix.shape[0]
             z_pre = guide(prefix)
             xs, zs = list(prefix.unbind(1)), list(z_pre.unbind(1))
@@ -334,7 +357,7 @@ class LS4Model(PyroModule):
                 if t >= len(zs):
                     loc, scale = _gaussian_params(out, c.min_scale)
                     zs.append(dist.Normal(loc, scale).sample())
-                out_x, ds = self.decoder.step(v, zs[t], ds)
+                out_x, ds = self.decoder.step(self.obs_input(v) if t else v, zs[t], ds)
                 loc_x = self.obs_mean(out_x)
                 if t >= len(xs):
                     xs.append(loc_x + c.obs_scale * torch.randn_like(loc_x))
@@ -352,18 +375,20 @@ class LS4Guide(PyroModule):
         object.__setattr__(self, "_model", model)  # not a submodule: the guide owns only its own parameters
         self.config = {"H": H or c.H, "N": N or c.N, "depth": depth or c.depth,
                        "levels": c.levels if levels is None else levels}
-        self.net = LS4Stack(c.x_dim, c.z_dim, **self.config, branches=2, init=c.init, discretisation=c.discretisation)
+        self.net = LS4Stack(model.input_dim, c.z_dim, **self.config, branches=2, init=c.init,
+                            discretisation=c.discretisation)
 
     def posterior(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(loc, scale)`` ``(B, L, z_dim)`` of every ``q(z_n | x_{<=n})``."""
-        return _gaussian_params(self.net(x), self._model.config.min_scale)
+        return _gaussian_params(self.net(self._model.obs_input(x)), self._model.config.min_scale)
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None, *, num_steps: Optional[int] = None,
                 batch_size: Optional[int] = None, annealing_factor: float = 1.0) -> torch.Tensor:
         if x is None:
             raise ValueError("the guide needs observations x of shape (B, L, x_dim)")
         check_annealing(annealing_factor)
-        x, mask, _ = check_observations(x, mask, self._model.config.x_dim, "gaussian")
+        c = self._model.config
+        x, mask, _ = check_observations(x, mask, c.x_dim, "gaussian", allow_missing=c.missing)
         loc, scale = self.posterior(_zero_padding(x, mask))
         with pyro.plate("sequences", x.shape[0], dim=-1):
             with poutine.scale(scale=annealing_factor):

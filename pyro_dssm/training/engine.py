@@ -80,6 +80,10 @@ def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
         from ..data.monash import load_monash
 
         corpus = load_monash(name, cfg.data_root, missing=cfg.series_missing, seed=cfg.seed)
+    elif name == "ushcn":
+        from ..data.irregular import load_ushcn
+
+        corpus = load_ushcn(cfg.data_root, seed=cfg.seed)
     elif name in ("speech", "speech_clips"):
         corpus = speech.load_shipped_speech(**_speech_options(cfg), log=log)
     elif name in ("asterisk", "asterisk-en"):
@@ -97,7 +101,7 @@ def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
         elif path.suffix.lower() in (".pickle", ".pkl"):
             corpus = music.load_boulanger_pickle(path)
         elif path.suffix.lower() in (".npy", ".npz"):
-            corpus = load_arrays(path, seed=cfg.seed)
+            corpus = load_arrays(path, seed=cfg.seed, missing=True)  # NaN: unobserved (LS4 only)
         elif path.suffix.lower() == ".tsf":
             from ..data.monash import load_tsf
 
@@ -105,12 +109,16 @@ def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
         elif not path.exists():
             raise FileNotFoundError(
                 f"data {name!r} is neither a known corpus (bach, {', '.join(MUSIC_BENCHMARKS)}, speech, asterisk, "
-                f"librispeech-SUBSET, flame, flame-pP, {', '.join(MONASH)}) nor an existing file or folder")
+                f"librispeech-SUBSET, flame, flame-pP, {', '.join(MONASH)}, ushcn) nor an existing file or folder")
         else:
             raise ValueError(f"don't know how to read {name!r}: use a .npy/.npz array, a Boulanger .pickle, a "
                              "Monash .tsf file or a folder of MIDI/MusicXML or wav/flac files")
     if cfg.max_sequences is not None:
         corpus = corpus.head(cfg.max_sequences)
+    if cfg.observed_fraction < 1:
+        from ..data.irregular import subsample
+
+        corpus = subsample(corpus, cfg.observed_fraction, seed=cfg.seed)
     return corpus
 
 
@@ -126,15 +134,21 @@ def resolve_emission(cfg: TrainConfig, corpus: Corpus) -> str:
     return "bernoulli" if corpus.is_binary() else "gaussian"
 
 
-def build_model_and_guide(cfg: TrainConfig, x_dim: int, emission: str):
-    """Model and guide of a run. Module-local parameters unless ``cfg.jit`` (Pyro's JIT reads the param store)."""
+def build_model_and_guide(cfg: TrainConfig, x_dim: int, emission: str, missing: bool = False):
+    """Model and guide of a run. Module-local parameters unless ``cfg.jit`` (Pyro's JIT reads the param store).
+
+    ``missing``: the data has unobserved (NaN) entries, which only LS4 models (``LS4Config.missing``).
+    """
     from ..guides import create_guide
     from ..models import create_model
 
     pyro.settings.set(module_local_params=not cfg.jit)  # must precede the construction of PyroModules
     pyro.clear_param_store()
     if cfg.model == "ls4":
-        return _build_ls4(cfg, x_dim, emission)
+        return _build_ls4(cfg, x_dim, emission, missing)
+    if missing:
+        raise ValueError(f"the data has unobserved (NaN) entries, which --model {cfg.model} cannot model; "
+                         "use --model ls4 (irregular sampling, LS4 Sec. 5.3) or data without NaN")
     model = create_model(cfg.model, x_dim=x_dim, emission=emission, z_dim=cfg.z_dim, h_dim=cfg.h_dim,
                          hidden_dim=cfg.hidden_dim, **cfg.model_options)
     guide = create_guide(cfg.guide, model, rnn_dim=cfg.guide_rnn_dim, hidden_dim=cfg.hidden_dim,
@@ -142,7 +156,7 @@ def build_model_and_guide(cfg: TrainConfig, x_dim: int, emission: str):
     return model, guide
 
 
-def _build_ls4(cfg: TrainConfig, x_dim: int, emission: str):
+def _build_ls4(cfg: TrainConfig, x_dim: int, emission: str, missing: bool = False):
     """LS4 (``--model ls4``): ``h_dim`` is the SSM channel count ``H``; other LS4Config fields come by
     ``--model-option`` (e.g. ``N=64``, ``depth=4``, ``obs_scale=0.1``, ``decoder_uses_x=false``)."""
     from ..models.ls4 import LS4Config, LS4Guide, LS4Model
@@ -155,7 +169,7 @@ def _build_ls4(cfg: TrainConfig, x_dim: int, emission: str):
     if cfg.iaf or cfg.jit:
         raise ValueError("--iaf and --jit are not available for LS4")
     try:
-        config = LS4Config(x_dim=x_dim, z_dim=cfg.z_dim, H=cfg.h_dim, **cfg.model_options)
+        config = LS4Config(x_dim=x_dim, z_dim=cfg.z_dim, H=cfg.h_dim, **{"missing": missing, **cfg.model_options})
     except TypeError as e:
         raise ValueError(f"unknown LS4 option in --model-option: {e}") from e
     model = LS4Model(config)
@@ -487,7 +501,7 @@ def _initialise(task: DSSMTask, data: SequenceDataModule) -> None:
 def _prepare(cfg: TrainConfig, log=None):
     corpus = build_corpus(cfg, log)
     emission = resolve_emission(cfg, corpus)
-    model, guide = build_model_and_guide(cfg, corpus.x_dim, emission)
+    model, guide = build_model_and_guide(cfg, corpus.x_dim, emission, missing=corpus.has_missing)
     buckets = length_buckets(corpus.lengths("train"), cfg.num_buckets) if cfg.jit else None
     data = SequenceDataModule(corpus, cfg.batch_size, cfg.seed, buckets, cfg.num_workers)
     task = DSSMTask(model, guide, cfg)
