@@ -85,6 +85,10 @@ def evaluate_forecast(model, guide, seqs: Sequence[np.ndarray], task: str, *, nu
         raise ValueError(f"task must be 'interpolation' or 'extrapolation', got {task!r}")
     if not seqs:
         raise ValueError("no sequences to evaluate")
+    if task == "interpolation" and not model.config.missing:
+        raise ValueError("interpolation hides observed entries (NaN), which this LS4 model cannot read: train it "
+                         "with LS4Config.missing (irregular data, --observed-fraction < 1, or --model-option "
+                         "missing=true)")
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     sigma = float(model.config.obs_scale)

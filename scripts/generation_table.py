@@ -1,12 +1,16 @@
 #!/usr/bin/env python
-"""Collect runs evaluated with ``evaluate.py --generation`` into LS4's Table 1 (markdown).
+"""Collect evaluated LS4-style runs into LS4's Table 1 (generation) or Table 2 (forecasting), as markdown.
 
-Example::
+Examples::
 
     python scripts/generation_table.py runs/ls4/* runs/vrnn-fred-md --out results/table1.md
+    python scripts/generation_table.py runs/ls4/ushcn* --forecast --out results/table2.md
 
-Rows are dataset x metric (Marginal and Prediction: lower is better; Classification:
-higher is better), columns the models; the best entry of each row is bold.
+Table 1 (runs evaluated with ``evaluate.py --generation``): rows are dataset x metric
+(Marginal and Prediction: lower is better; Classification: higher is better).
+Table 2 (``--forecast``, runs evaluated with ``evaluate.py --forecast ...``): rows are
+metric x task x dataset (MSE, CRPS of N(mean, sigma_x^2), mixture CRPS; lower is better).
+Columns are the models; the best entry of each row is bold.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import sys
 from pathlib import Path
 
 METRICS = (("marginal", "Marginal ↓", min), ("classification", "Class. ↑", max), ("prediction", "Prediction ↓", min))
+FORECAST = (("mse", "MSE ↓"), ("crps", "CRPS ↓"), ("crps_mixture", "mixture CRPS ↓"))
+TASKS = ("interpolation", "extrapolation")
 
 
 def read_run(run: Path):
@@ -32,19 +38,57 @@ def read_run(run: Path):
     return report.get("data") or cfg["data"], cfg["model"], report["scores"]
 
 
+def read_forecast(run: Path):
+    """``(data, model, {task: report})`` of a run evaluated with ``evaluate.py --forecast``."""
+    import yaml
+
+    if not (run / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run} is not a run directory (no config.yaml)")
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    reports = {t: json.loads((run / f"forecast_{t}.json").read_text()) for t in TASKS
+               if (run / f"forecast_{t}.json").is_file()}
+    if not reports:
+        raise FileNotFoundError(f"{run} has no forecast_*.json: run `python scripts/evaluate.py {run} "
+                                "--forecast interpolation extrapolation` first")
+    data = next(iter(reports.values())).get("data") or cfg["data"]
+    return data, cfg["model"], reports
+
+
+def _row(head: str, values, models, best) -> str:
+    top = best(values.values()) if values else None
+    entries = [("" if m not in values else f"**{values[m]:.4g}**" if values[m] == top else f"{values[m]:.4g}")
+               for m in models]
+    return f"| {head} | " + " | ".join(entries) + " |"
+
+
+def _header(heads, models):
+    return ["| " + " | ".join(heads) + " | " + " | ".join(m.upper() for m in models) + " |",
+            "|" + "---|" * (len(heads) + len(models))]
+
+
 def table(cells) -> str:
-    """``cells``: ``{(data, model): scores}`` -> markdown."""
+    """``cells``: ``{(data, model): scores}`` -> Table 1 markdown."""
     datasets = list(dict.fromkeys(d for d, _ in cells))
     models = list(dict.fromkeys(m for _, m in cells))
-    lines = ["| data | metric | " + " | ".join(m.upper() for m in models) + " |",
-             "|---|---|" + "---|" * len(models)]
+    lines = _header(["data", "metric"], models)
     for d in datasets:
         for key, label, best in METRICS:
             values = {m: cells[d, m][key] for m in models if (d, m) in cells}
-            top = best(values.values())
-            entries = [("" if m not in values else f"**{values[m]:.4g}**" if values[m] == top else f"{values[m]:.4g}")
-                       for m in models]
-            lines.append(f"| {d} | {label} | " + " | ".join(entries) + " |")
+            lines.append(_row(f"{d} | {label}", values, models, best))
+    return "\n".join(lines) + "\n"
+
+
+def forecast_table(cells) -> str:
+    """``cells``: ``{(data, model): {task: report}}`` -> Table 2 markdown."""
+    datasets = list(dict.fromkeys(d for d, _ in cells))
+    models = list(dict.fromkeys(m for _, m in cells))
+    lines = _header(["metric", "task", "data"], models)
+    for key, label in FORECAST:
+        for task in TASKS:
+            for d in datasets:
+                values = {m: cells[d, m][task][key] for m in models if task in cells.get((d, m), {})}
+                if values:
+                    lines.append(_row(f"{label} | {task} | {d}", values, models, min))
     return "\n".join(lines) + "\n"
 
 
@@ -52,18 +96,19 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+")
     p.add_argument("--out", help="write the markdown here as well as to stdout")
+    p.add_argument("--forecast", action="store_true", help="Table 2 (interpolation/extrapolation) instead of Table 1")
     args = p.parse_args(argv)
     cells = {}
     try:
         for r in args.runs:
-            d, m, scores = read_run(Path(r))
+            d, m, scores = (read_forecast if args.forecast else read_run)(Path(r))
             cells[d, m] = scores
     except (FileNotFoundError, KeyError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from pyro_dssm.utils import print_and_save
 
-    print_and_save(table(cells), args.out)
+    print_and_save((forecast_table if args.forecast else table)(cells), args.out)
     return 0
 
 

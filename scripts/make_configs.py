@@ -77,6 +77,14 @@ def ls4_configs():
             opts["output"] = "sigmoid"
         yield Path("ls4") / f"{data}.yaml", dict(LS4_COMMON, data=data, epochs=epochs, model_options=opts,
                                                  out=f"runs/ls4/{data}")
+    # Sec. 5.3 / App. D.2: USHCN (10 latent dims, sigmoid output, sigma_x 0.01, 500 epochs), and an offline
+    # stand-in: FLAME with half of its entries observed
+    opts = {"N": 64, "depth": 4, "levels": 1, "obs_scale": 0.01, "output": "sigmoid", "missing": True}
+    yield Path("ls4") / "ushcn.yaml", dict(LS4_COMMON, z_dim=10, data="ushcn", epochs=500, model_options=opts,
+                                           out="runs/ls4/ushcn")
+    opts = {"N": 64, "depth": 4, "levels": 1, "obs_scale": 0.1, "missing": True}
+    yield Path("ls4") / "flame-irregular.yaml", dict(LS4_COMMON, data="flame", observed_fraction=0.5, epochs=500,
+                                                     model_options=opts, out="runs/ls4/flame-irregular")
 
 
 def music_configs():

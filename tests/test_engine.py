@@ -253,9 +253,15 @@ def test_every_config_parses_and_builds_its_model(path):
         if "demo" not in path.name:
             assert cfg.epochs == 1000 and cfg.patience == 0
     elif "ls4" in path.parts:  # App. D.1: lr 1e-3, batches of 64, z_dim 5, H = N = 64, 4 blocks, sigma_x 0.1
-        assert (cfg.model, cfg.guide, cfg.lr, cfg.batch_size, cfg.z_dim, cfg.h_dim) == ("ls4", "ls4", 1e-3, 64, 5, 64)
-        assert {k: cfg.model_options[k] for k in ("N", "depth", "obs_scale")} == {"N": 64, "depth": 4, "obs_scale": 0.1}
-        x_dim, x = 1, torch.rand(2, 3, 1)
+        ushcn = path.stem == "ushcn"  # App. D.2: 10 latent dims, sigma_x 0.01, sigmoid output
+        assert (cfg.model, cfg.guide, cfg.lr, cfg.batch_size, cfg.z_dim, cfg.h_dim) == \
+            ("ls4", "ls4", 1e-3, 64, 10 if ushcn else 5, 64)
+        assert {k: cfg.model_options[k] for k in ("N", "depth", "levels", "obs_scale")} == \
+            {"N": 64, "depth": 4, "levels": 1, "obs_scale": 0.01 if ushcn else 0.1}
+        assert (cfg.ema_decay, cfg.ema_start) == (0.999, 200)
+        x_dim, x = (5, torch.rand(2, 3, 5)) if ushcn else (1, torch.rand(2, 3, 1))
+        if cfg.model_options.get("missing"):
+            x[0, 1, 0] = float("nan")
     else:
         x_dim, x = 88, (torch.rand(2, 3, 88) < 0.1).float()
     model, guide = build_model_and_guide(cfg, x_dim, cfg.emission or "bernoulli")

@@ -83,3 +83,39 @@ def test_generation_needs_equal_lengths(tmp_path):
     corpus = Corpus({"train": seqs, "valid": seqs, "test": seqs})
     with pytest.raises(ValueError, match="one length"):
         evaluate_generation(LS4Model(LS4Config(x_dim=1, H=4, N=4, depth=1)), corpus, tmp_path)
+
+
+def test_evaluate_forecast_and_table2(ls4_run, tmp_path):
+    """evaluate.py --forecast: both Sec. 5.3 tasks on an irregularly sampled FLAME run, then Table 2's layout."""
+    import yaml
+
+    from pyro_dssm.config import TrainConfig
+    from pyro_dssm.training import train
+
+    r = _script("evaluate.py", ls4_run, "--forecast", "interpolation", "--iwae", "0", "--particles", "1")
+    assert r.returncode == 2 and "missing=true" in r.stderr  # a model of regular data cannot read gaps
+    run = tmp_path / "irregular"
+    cfg = TrainConfig.from_dict({**yaml.safe_load((ls4_run / "config.yaml").read_text()),
+                                 "observed_fraction": 0.7, "out": str(run), "epochs": 1})
+    train(cfg, log=lambda *a: None)
+    r = _script("evaluate.py", run, "--forecast", "interpolation", "extrapolation", "--forecast-samples", "2",
+                "--iwae", "0", "--particles", "1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    reports = {t: json.loads((run / f"forecast_{t}.json").read_text()) for t in ("interpolation", "extrapolation")}
+    from pyro_dssm.training import load_run
+
+    _, corpus, _, _ = load_run(run)
+    test = corpus.splits["test"]
+    assert reports["extrapolation"]["targets"] == sum(int((~np.isnan(s[500:])).sum()) for s in test)
+    assert 0 < reports["interpolation"]["targets"] < sum(int((~np.isnan(s)).sum()) for s in test)
+    for rep in reports.values():
+        assert rep["sequences"] == len(test) and rep["mse"] > 0 and 0 < rep["crps_mixture"]
+    r = _script("generation_table.py", run, "--forecast", "--out", tmp_path / "x.md")
+    assert r.returncode == 0, r.stderr
+    mse = reports["extrapolation"]["mse"]
+    assert f"| MSE ↓ | extrapolation | {reports['extrapolation']['data']} | **{mse:.4g}** |" in r.stdout
+    assert (tmp_path / "x.md").read_text() == r.stdout
+    r = _script("generation_table.py", ls4_run, "--forecast")
+    assert r.returncode == 2 and "--forecast interpolation" in r.stderr
+    r = _script("evaluate.py", run, "--forecast", "interpolation", "--context-fraction", "1.5")
+    assert r.returncode == 2 and "--context-fraction" in r.stderr
