@@ -196,3 +196,19 @@ def test_discretisation_cache_is_scoped_to_its_context():
     y3, _ = layer.step(x, z, s0)
     y3.sum().backward()
     assert layer.C.grad is not None and layer.E.grad is not None and float(layer.ssm.log_dt.grad.abs().sum()) > 0
+
+
+@pytest.mark.parametrize("L", [1, 7, 64, 1000])
+def test_blocked_kernel_equals_the_full_vandermonde_product(L):
+    """kernel() contracts sqrt(L)-sized factors; it must equal 2 Re(sum_n C_n Bbar_n Abar_n^l) built in full."""
+    torch.manual_seed(7)
+    k = S4DKernel(3, 8)
+    C = torch.randn(3, 4, dtype=torch.complex64)
+    _, dB = k.discretise()
+    full = 2 * torch.einsum("hn,hnl->hl", C * dB, k.vandermonde(L)).real
+    assert k.vandermonde(L).shape == (3, 4, L)
+    torch.testing.assert_close(k.kernel(C, L), full, rtol=1e-5, atol=1e-6)
+    # and Abar^l itself against repeated multiplication, in double precision
+    dA = k.discretise(dtype=torch.float64)[0]
+    ref = torch.stack([dA ** i for i in range(min(L, 50))], -1)
+    torch.testing.assert_close(k.vandermonde(L)[..., :50].to(torch.complex128), ref, rtol=1e-5, atol=1e-6)

@@ -130,13 +130,12 @@ class S4DKernel(nn.Module):
         half = dt * a / 2
         return (1 + half) / (1 - half), dt * b / (1 - half)
 
-    def vandermonde(self, L: int) -> torch.Tensor:
-        """``Abar^l`` for ``l = 0..L-1``: ``(H, N/2, L)`` complex.
+    def _powers(self, L: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``Abar^(jM)`` ``(H, N/2, J)`` and ``Abar^i`` ``(H, N/2, M)`` with ``l = jM + i``, ``M ~ sqrt(L)``.
 
-        The powers are computed in float64 as ``Abar^(jM) Abar^i`` (``l = jM + i``,
-        ``M ~ sqrt(L)``) and only then rounded: in float32 the phase ``l Delta Im(a)``
-        reaches 1e5 radians for long sequences, and ``exp(l log Abar)`` would lose
-        three digits.
+        Computed in float64 and only then rounded to the parameters' precision: in float32 the
+        phase ``l Delta Im(a)`` reaches 1e5 radians for long sequences, and ``exp(l log Abar)``
+        would lose three digits.
         """
         log_abar = torch.log(self.discretise(dtype=torch.float64)[0])  # (H, N/2)
         M = max(1, math.isqrt(L - 1) + 1) if L > 1 else 1
@@ -145,17 +144,28 @@ class S4DKernel(nn.Module):
         low = torch.exp(log_abar.unsqueeze(-1) * torch.arange(M, device=dev, dtype=torch.float64))
         high = torch.exp(log_abar.unsqueeze(-1) * (M * torch.arange(J, device=dev, dtype=torch.float64)))
         cdtype = torch.complex128 if self.im_a.dtype == torch.float64 else torch.complex64
-        v = high.to(cdtype).unsqueeze(-1) * low.to(cdtype).unsqueeze(-2)  # (H, N/2, J, M)
-        return v.reshape(*v.shape[:-2], J * M)[..., :L]
+        return high.to(cdtype), low.to(cdtype)
+
+    def vandermonde(self, L: int) -> torch.Tensor:
+        """``Abar^l`` for ``l = 0..L-1``: ``(H, N/2, L)`` complex (for inspection; :meth:`kernel` never builds it)."""
+        high, low = self._powers(L)
+        v = high.unsqueeze(-1) * low.unsqueeze(-2)  # (H, N/2, J, M)
+        return v.reshape(*v.shape[:-2], -1)[..., :L]
 
     def kernel(self, C: torch.Tensor, L: int, B: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``K_l = 2 Re(sum_n C_n Abar_n^l Bbar_n)``, ``l = 0..L-1``: ``(H, L)`` real.
+
+        With ``l = jM + i`` the sum is a batched matrix product,
+        ``K_(j, i) = sum_n (C_n Bbar_n Abar_n^(jM)) Abar_n^i``, so memory (and what autograd
+        keeps) is ``O(H N sqrt(L) + H L)``, not the ``O(H N L)`` of the full Vandermonde matrix.
 
         Args:
             C: ``(H, N/2)`` complex output vector.
         """
         _, dB = self.discretise(B)
-        return 2 * torch.einsum("hn,hnl->hl", C * dB, self.vandermonde(L)).real
+        high, low = self._powers(L)
+        k = torch.einsum("hnj,hni->hji", (C * dB).unsqueeze(-1) * high, low)  # (H, J, M)
+        return 2 * k.reshape(k.shape[0], -1)[:, :L].real
 
 
 def _complex_param(H: int, N: int) -> nn.Parameter:
