@@ -73,12 +73,12 @@ def evaluate_forecast(model, guide, seqs: Sequence[np.ndarray], task: str, *, nu
 
     Args:
         task: ``"interpolation"`` or ``"extrapolation"``.
-        num_samples: latent paths per sequence (predictive mean and sample CRPS).
+        num_samples: latent paths per sequence (the predictive mean and mixture).
         context_fraction: interpolation: the share of observed time points that stay visible.
 
     Returns:
-        ``{"task", "mse", "crps", "crps_mixture", "targets", "sequences", "obs_scale", "num_samples"}``:
-        scores pooled over all hidden observed entries of all sequences.
+        ``{"task", "mse", "crps", "crps_mixture", "targets", "sequences", "obs_scale", "num_samples",
+        "context_fraction"}``: scores pooled over all hidden observed entries of all sequences.
     """
     _check_ls4(model)
     if task not in ("interpolation", "extrapolation"):
@@ -93,7 +93,7 @@ def evaluate_forecast(model, guide, seqs: Sequence[np.ndarray], task: str, *, nu
     torch.manual_seed(seed)
     sigma = float(model.config.obs_scale)
     dev = next(model.parameters()).device
-    ys, means, paths, targets = [], [], [], []
+    ys, means, paths = [], [], []
     for start in range(0, len(seqs), batch_size):
         chunk = [np.asarray(s, dtype=np.float32) for s in seqs[start:start + batch_size]]
         if task == "interpolation":
@@ -114,12 +114,10 @@ def evaluate_forecast(model, guide, seqs: Sequence[np.ndarray], task: str, *, nu
             ys.append(np.nan_to_num(s[target]))
             means.append(p.mean(0)[target])
             paths.append(p[:, target])
-            targets.append(int(target.sum()))
     y = np.concatenate(ys)[None, :, None]
     mean = np.concatenate(means)[None, :, None]
     mixture = np.concatenate(paths, axis=1)[:, None, :, None]
     return {"task": task, "mse": masked_mse(y, mean), "crps": crps_gaussian(y, mean, sigma),
-            "crps_mixture": crps_gaussian_mixture(y, mixture, sigma), "targets": int(sum(targets)),
-            "sequences": len(seqs),
-            "obs_scale": sigma, "num_samples": num_samples,
+            "crps_mixture": crps_gaussian_mixture(y, mixture, sigma), "targets": int(y.size),
+            "sequences": len(seqs), "obs_scale": sigma, "num_samples": num_samples,
             "context_fraction": context_fraction if task == "interpolation" else 0.5}
