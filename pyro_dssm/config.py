@@ -184,7 +184,8 @@ _HELP = {
     "emission": "bernoulli | gaussian | itakura_saito | gaussian_power (default: bernoulli for binary data, "
                 "itakura_saito for speech)",
     "data": "bach (shipped chorales), jsb, nottingham, musedata, piano, speech (shipped clips), asterisk, "
-            "librispeech-SUBSET, flame (LS4's stiff system, generated; flame-p3 .. flame-p10 for one p), ushcn, "
+            "librispeech-SUBSET, flame (LS4's stiff system, generated; flame-p3 .. flame-p10 for one p), "
+            "ushcn, physionet (irregularly sampled, under the data root), "
             "a Monash .tsf file, a .npy/.npz file, a .pickle, or a folder of MIDI/MusicXML or wav/flac files",
     "data_root": "folder holding downloaded corpora (default: $PYRO_DSSM_DATA or ~/.cache/pyro-dssm)",
     "stft_hop": "STFT hop in samples (App. C: 25%% of the 1024-sample window)",

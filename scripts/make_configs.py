@@ -84,6 +84,10 @@ def ls4_configs():
     opts = {"N": 64, "depth": 4, "levels": 1, "obs_scale": 0.01, "output": "sigmoid", "missing": True}
     yield Path("ls4") / "ushcn.yaml", dict(LS4_COMMON, z_dim=10, data="ushcn", epochs=500, model_options=opts,
                                            out="runs/ls4/ushcn")
+    # App. D.2: Physionet (20 latent dims, no output activation, sigma_x 0.05, 500 epochs)
+    opts = {"N": 64, "depth": 4, "levels": 1, "obs_scale": 0.05, "missing": True}
+    yield Path("ls4") / "physionet.yaml", dict(LS4_COMMON, z_dim=20, data="physionet", epochs=500, model_options=opts,
+                                               out="runs/ls4/physionet")
     opts = {"N": 64, "depth": 4, "levels": 1, "obs_scale": 0.1, "missing": True}
     yield Path("ls4") / "flame-irregular.yaml", dict(LS4_COMMON, data="flame", observed_fraction=0.5, epochs=500,
                                                      model_options=opts, out="runs/ls4/flame-irregular")

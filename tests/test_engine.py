@@ -253,13 +253,14 @@ def test_every_config_parses_and_builds_its_model(path):
         if "demo" not in path.name:
             assert cfg.epochs == 1000 and cfg.patience == 0
     elif "ls4" in path.parts:  # App. D.1: lr 1e-3, batches of 64, z_dim 5, H = N = 64, 4 blocks, sigma_x 0.1
-        ushcn = path.stem == "ushcn"  # App. D.2: 10 latent dims, sigma_x 0.01, sigmoid output
+        # App. D.2: USHCN 10 latent dims, sigma_x 0.01, sigmoid output; Physionet 20, 0.05, identity
+        z_dim, obs_scale, x_dim = {"ushcn": (10, 0.01, 5), "physionet": (20, 0.05, 41)}.get(path.stem, (5, 0.1, 1))
         assert (cfg.model, cfg.guide, cfg.lr, cfg.batch_size, cfg.z_dim, cfg.h_dim) == \
-            ("ls4", "ls4", 1e-3, 64, 10 if ushcn else 5, 64)
+            ("ls4", "ls4", 1e-3, 64, z_dim, 64)
         assert {k: cfg.model_options[k] for k in ("N", "depth", "levels", "obs_scale")} == \
-            {"N": 64, "depth": 4, "levels": 1, "obs_scale": 0.01 if ushcn else 0.1}
+            {"N": 64, "depth": 4, "levels": 1, "obs_scale": obs_scale}
         assert (cfg.ema_decay, cfg.ema_start) == (0.999, 200)
-        x_dim, x = (5, torch.rand(2, 3, 5)) if ushcn else (1, torch.rand(2, 3, 1))
+        x = torch.rand(2, 3, x_dim)
         if cfg.model_options.get("missing"):
             x[0, 1, 0] = float("nan")
     else:

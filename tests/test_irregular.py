@@ -241,3 +241,32 @@ def test_irregular_data_trains_ls4_through_the_engine_and_is_refused_elsewhere(t
     train(cfg, log=lambda *a: None)
     _, corpus, model, _ = load_run(tmp_path / "half")
     assert model.config.missing and corpus.has_missing and corpus.name == "full-observed0.5"
+
+
+def test_physionet_reader(tmp_path):
+    from pyro_dssm.data.irregular import PHYSIONET_VARIABLES, load_physionet
+
+    folder = tmp_path / "physionet" / "set-a"
+    folder.mkdir(parents=True)
+    for i in range(5):
+        (folder / f"13253{i}.txt").write_text(
+            "Time,Parameter,Value\n00:00,RecordID,13253%d\n00:00,Age,%d\n00:00,Height,-1\n"
+            "00:07,HR,%d\n00:09,HR,80\n01:30,Temp,36.%d\n47:59,GCS,15\n" % (i, 50 + i, 70 + i, i))
+    c = load_physionet(tmp_path, quantization=0.1)
+    assert len(PHYSIONET_VARIABLES) == 41 and c.x_dim == 41 and c.missing and c.name == "physionet"
+    seqs = {n: x for s in ("train", "valid", "test") for n, x in zip(c.ids[s], c.splits[s])}
+    x = seqs["132532"]
+    age, height, hr, temp, gcs = (PHYSIONET_VARIABLES.index(v) for v in ("Age", "Height", "HR", "Temp", "GCS"))
+    assert x.shape == (481, 41)
+    # min-max over all patients: Age 50..54, HR bin means (70 + i + 80) / 2 in 75..77, Temp 36.0..36.4
+    assert math.isclose(x[0, age], 0.5, rel_tol=1e-6)
+    assert math.isclose(x[1, hr], 0.5, rel_tol=1e-6) and np.isnan(x[0, hr])  # 00:07 and 00:09 share bin 1
+    assert math.isclose(x[15, temp], 0.5, rel_tol=1e-5)  # 1.5 h
+    assert x[480, gcs] == 0.0  # 47:59 rounds to 48.0 h; constant variables map to 0
+    assert np.isnan(x[:, height]).all()  # -1 means unknown
+    assert int((~np.isnan(x)).sum()) == 4  # Age, HR (one bin), Temp, GCS; RecordID and Height dropped
+    (folder / "bad.txt").write_text("Time,Parameter,Value\nxx,HR,3\n")
+    with pytest.raises(ValueError, match="bad.txt, line 2"):
+        load_physionet(tmp_path)
+    with pytest.raises(FileNotFoundError, match="challenge-2012"):
+        load_physionet(tmp_path / "none")

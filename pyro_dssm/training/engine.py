@@ -84,6 +84,10 @@ def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
         from ..data.irregular import load_ushcn
 
         corpus = load_ushcn(cfg.data_root, seed=cfg.seed)
+    elif name == "physionet":
+        from ..data.irregular import load_physionet
+
+        corpus = load_physionet(cfg.data_root, seed=cfg.seed)
     elif name in ("speech", "speech_clips"):
         corpus = speech.load_shipped_speech(**_speech_options(cfg), log=log)
     elif name in ("asterisk", "asterisk-en"):
@@ -109,7 +113,8 @@ def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
         elif not path.exists():
             raise FileNotFoundError(
                 f"data {name!r} is neither a known corpus (bach, {', '.join(MUSIC_BENCHMARKS)}, speech, asterisk, "
-                f"librispeech-SUBSET, flame, flame-pP, {', '.join(MONASH)}, ushcn) nor an existing file or folder")
+                f"librispeech-SUBSET, flame, flame-pP, {', '.join(MONASH)}, ushcn, physionet) nor an existing file "
+                "or folder")
         else:
             raise ValueError(f"don't know how to read {name!r}: use a .npy/.npz array, a Boulanger .pickle, a "
                              "Monash .tsf file or a folder of MIDI/MusicXML or wav/flac files")
