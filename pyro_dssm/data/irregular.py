@@ -25,8 +25,8 @@ train/test; a tenth of the data validates).
 from __future__ import annotations
 
 import csv
-import warnings
 import os
+import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -36,6 +36,8 @@ from .corpus import SPLITS, Corpus, data_home
 
 __all__ = ["subsample", "interpolation_task", "extrapolation_task", "load_sporadic_csv", "load_ushcn",
            "load_physionet", "PHYSIONET_VARIABLES"]
+
+_SPLIT = dict(valid_fraction=0.1, test_fraction=0.2)  # of the real corpora (USHCN, Physionet)
 
 
 def subsample(corpus: Corpus, observed_fraction: float, seed: int = 0, per_entry: bool = True) -> Corpus:
@@ -167,9 +169,6 @@ def load_sporadic_csv(path: Union[str, os.PathLike], time_step: float = 1.0, *, 
                                  missing=True, **_SPLIT)
 
 
-_SPLIT = dict(valid_fraction=0.1, test_fraction=0.2)
-
-
 USHCN_FILE = "small_chunked_sporadic.csv"
 
 
@@ -186,7 +185,6 @@ def load_ushcn(root: Optional[Union[str, os.PathLike]] = None, time_step: float 
             "https://github.com/edebrouwer/gru_ode_bayes (data_preproc/Climate), and put "
             f"{USHCN_FILE} in {path.parent}")
     return load_sporadic_csv(path, time_step, name="ushcn", seed=seed)
-
 
 
 # Rubanova et al. (2019): the 41 variables of the PhysioNet 2012 challenge (5 descriptors, 36 time series)

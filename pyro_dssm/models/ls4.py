@@ -246,10 +246,10 @@ class LS4Likelihood(_PathDistribution):
         xs = []
         with cached_discretisation(m.decoder):
             for t in range(L):
-                out, state = m.decoder.step(m.obs_input(v) if t else v, zf[:, t], state)
+                out, state = m.decoder.step(v, zf[:, t], state)
                 loc = m.obs_mean(out)
-                v = loc + m.config.obs_scale * torch.randn_like(loc)
-                xs.append(v)
+                xs.append(loc + m.config.obs_scale * torch.randn_like(loc))
+                v = m.obs_input(xs[-1])
         return torch.stack(xs, dim=-2).reshape(*lead, L, m.config.x_dim)
 
 
@@ -357,11 +357,11 @@ class LS4Model(PyroModule):
                 if t >= len(zs):
                     loc, scale = _gaussian_params(out, c.min_scale)
                     zs.append(dist.Normal(loc, scale).sample())
-                out_x, ds = self.decoder.step(self.obs_input(v) if t else v, zs[t], ds)
+                out_x, ds = self.decoder.step(v, zs[t], ds)
                 loc_x = self.obs_mean(out_x)
                 if t >= len(xs):
                     xs.append(loc_x + c.obs_scale * torch.randn_like(loc_x))
-                u, v = zs[t], xs[t]
+                u, v = zs[t], self.obs_input(xs[t])
         return torch.stack(xs, 1), torch.stack(zs, 1)
 
 
