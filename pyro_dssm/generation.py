@@ -11,7 +11,6 @@ and 10% of the sequence, where FLAME's jumps fall).
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -29,35 +28,10 @@ def histogram_steps(L: int, count: int = 4) -> np.ndarray:
 
 
 def plot_generation(real: np.ndarray, fake: np.ndarray, path, dim: int = 0, shown: int = 20) -> None:
-    """LS4 Fig. 1 for feature ``dim``: trajectories and means (left), marginal histograms (right)."""
-    import matplotlib
+    """Save LS4's Fig. 1 for feature ``dim`` (:func:`pyro_dssm.plots.generation_figure`) as a PNG."""
+    from .plots import generation_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .utils import atomic_write_bytes
-
-    steps = histogram_steps(real.shape[1])
-    fig, axes = plt.subplots(1, 1 + len(steps), figsize=(4 + 2.5 * len(steps), 3))
-    t = np.arange(real.shape[1])
-    for data, colour, label in ((real, "tab:blue", "real"), (fake, "tab:orange", "generated")):
-        axes[0].plot(t, data[:shown, :, dim].T, color=colour, alpha=0.15, lw=0.8)
-        axes[0].plot(t, data[:, :, dim].mean(0), color=colour, lw=2, label=f"{label} mean")
-    axes[0].set_xlabel("t")
-    axes[0].legend(fontsize=7)
-    for ax, s in zip(axes[1:], steps):
-        lo = min(real[:, s, dim].min(), fake[:, s, dim].min())
-        hi = max(real[:, s, dim].max(), fake[:, s, dim].max())
-        bins = np.linspace(lo, hi if hi > lo else lo + 1, 30)
-        ax.hist(real[:, s, dim], bins, alpha=0.5, density=True, label="real")
-        ax.hist(fake[:, s, dim], bins, alpha=0.5, density=True, label="generated")
-        ax.set_title(f"t = {s}", fontsize=8)
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    save_figure(generation_figure(real, fake, dim=dim, shown=shown), path, dpi=90)
 
 
 def evaluate_generation(model, corpus, out_dir, *, split: str = "test", num_samples: Optional[int] = None,

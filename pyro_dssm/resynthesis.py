@@ -184,32 +184,10 @@ def score_resynthesis(reference: np.ndarray, estimate: np.ndarray, sample_rate: 
 
 def plot_mel_spectrograms(items: Sequence[Dict[str, Any]], names: Sequence[str], cfg: STFTConfig, path,
                           n_mels: int = 80) -> None:
-    """Fig. 2 of the paper: mel spectrograms (dB) of originals (top) and reconstructions (bottom), one column each."""
-    import librosa
-    import matplotlib
+    """Save Fig. 2 of the paper (:func:`pyro_dssm.plots.mel_spectrogram_figure`) as a PNG."""
+    from .plots import mel_spectrogram_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .utils import atomic_write_bytes
-
-    fig, axes = plt.subplots(2, len(items), figsize=(4 * len(items), 5), squeeze=False)
-    for c, (item, name) in enumerate(zip(items, names)):
-        mels = [librosa.feature.melspectrogram(S=item[k].T, sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=n_mels)
-                for k in ("power", "power_hat")]
-        ref = max(float(mels[0].max()), 1e-10)
-        for r, (m, label) in enumerate(zip(mels, ("original", "reconstruction"))):
-            db = librosa.power_to_db(m, ref=ref, top_db=80)
-            extent = (0, m.shape[1] * cfg.hop / cfg.sample_rate, 0, n_mels)
-            axes[r, c].imshow(db, origin="lower", aspect="auto", cmap="magma", extent=extent, vmin=-80, vmax=0)
-            axes[r, c].set_title(f"{name}: {label}", fontsize=8)
-            axes[r, c].set_xlabel("time (s)")
-            axes[r, c].set_ylabel("mel band")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    save_figure(mel_spectrogram_figure(items, names, cfg, n_mels=n_mels), path, dpi=100)
 
 
 def _single_threaded_blas():

@@ -41,25 +41,9 @@ def parse_args(argv=None):
 
 
 def plot_rolls(groups, path):
-    import matplotlib
+    from pyro_dssm.plots import piano_roll_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = len(groups)
-    cols = max(len(seqs) for _, seqs in groups)
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.2 * rows), squeeze=False)
-    for r, (title, seqs) in enumerate(groups):
-        for c in range(cols):
-            ax = axes[r][c]
-            ax.set_xticks([]), ax.set_yticks([])
-            if c < len(seqs):
-                ax.imshow(np.asarray(seqs[c]).T, aspect="auto", origin="lower", cmap="Greys", interpolation="nearest")
-            if c == 0:
-                ax.set_ylabel(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(piano_roll_figure(groups), path, dpi=80)
 
 
 def main(argv=None) -> int:

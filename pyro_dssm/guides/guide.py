@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -20,8 +20,9 @@ from pyro.nn import PyroModule
 
 from ..models.dssm import DSSM, site_name
 from ..nn.layers import Combiner, cell_step, reverse_padded
-from ..spec import past_x_needed, z_history_needed
-from ..validation import check_annealing
+from ..models.registry import model_config
+from ..spec import DSSMSpec, past_x_needed, z_history_needed
+from ..validation import check_annealing, check_observations
 
 __all__ = ["GuideConfig", "DSSMGuide", "GUIDES", "guide_plan"]
 
@@ -59,7 +60,12 @@ class GuidePlan:
         return "q(z_t | " + ", ".join(parts) + ")"
 
 
-def guide_plan(name: str, model: DSSM) -> GuidePlan:
+def _spec_of(name: str) -> DSSMSpec:
+    """The spec of a preset (``"fssm"``) or a spec name (``"fhmm+tr+em+ff"``)."""
+    return model_config(name, x_dim=1).spec
+
+
+def guide_plan(name: str, model: Union[DSSM, DSSMSpec, str]) -> GuidePlan:
     """Derive a guide's conditioning set from the model's spec (not by hand per model).
 
     * ``partial`` (eqs. 4, 5): ``q(z_t | z_{t-1}, g<-_t)`` if the exact posterior
@@ -72,8 +78,17 @@ def guide_plan(name: str, model: DSSM) -> GuidePlan:
       (20) for RSSM; the joint-recurrence VRNN gets eq. (16).
     * ``A``, ``B``, ``C`` (App. D): ``q(z_t | H_{t-1}, h^x_t, g<-_t)``,
       ``q(z_t | H_{t-1}, g->_t, g<-_t)``, ``q(z_t | h^z_{t-1}, g->_t, g<-_t)``.
+
+    ``model`` may also be a bare :class:`~pyro_dssm.spec.DSSMSpec` (or a spec or preset name)
+    for a guide of a user's own model: the plan is then derived as for the
+    generic model with separate recurrences (see :meth:`DSSMGuide.for_spec`).
     """
-    spec = model.spec
+    if isinstance(model, DSSM):
+        spec, joint = model.spec, model.joint
+    else:
+        spec, joint = (_spec_of(model) if isinstance(model, str) else model), False
+        if not isinstance(spec, DSSMSpec):
+            raise TypeError(f"guide_plan needs a DSSM, a DSSMSpec or a spec name, got {type(model).__name__}")
     key = name if name in ("A", "B", "C") else name.lower()
     if key in ("a", "b", "c"):
         key = key.upper()
@@ -83,7 +98,7 @@ def guide_plan(name: str, model: DSSM) -> GuidePlan:
     if key == "partial":
         return GuidePlan("last", None if need_x == "none" else "guide_rnn")
     if key == "full":
-        if model.joint:
+        if joint:
             return GuidePlan("model_rnn", None, future_offset=1)
         z_ctx = "model_rnn" if z_history_needed(spec) else "last"
         if z_ctx == "model_rnn" and not spec.has_z_rnn:  # pragma: no cover - no spec of the taxonomy
@@ -92,7 +107,7 @@ def guide_plan(name: str, model: DSSM) -> GuidePlan:
         return GuidePlan(z_ctx, x_past)
     # App. D variants: defined where the generative states they reuse exist.
     if key == "A":
-        if not (spec.has_x_rnn and not model.joint):
+        if not (spec.has_x_rnn and not joint):
             raise ValueError(f"guide 'A' reuses the generative RNN over x (h^2_t); model {spec.name} has none")
         return GuidePlan("guide_rnn", "model_rnn")
     if key == "B":
@@ -150,52 +165,80 @@ class DSSMGuide(PyroModule):
     ``SVI(model, guide, optim, TraceMeanField_ELBO())``. The model is held by
     reference and is not a submodule: ``guide.parameters()`` are the guide's own.
 
+    **Your own model.** Built from a spec instead of a ``DSSM``
+    (``DSSMGuide("hmm+em", "partial", x_dim=3, z_dim=4)``), the guide pairs with
+    any Pyro model that samples ``z_1..z_T`` (``(B, z_dim)`` each, see
+    :func:`~pyro_dssm.models.site_name`) inside ``pyro.plate("sequences", B, dim=-1)``
+    and takes ``(x, mask=None, *, annealing_factor=1.0)``. Only plans that need no
+    generative network exist then: ``partial`` and ``B`` always, ``full`` where
+    it conditions on ``z_{t-1}`` and ``x_{t-1}`` alone (the first-order bases).
+
     Args:
-        model: the :class:`~pyro_dssm.models.DSSM` to approximate the posterior of.
+        model: the :class:`~pyro_dssm.models.DSSM` to approximate the posterior of,
+            or the :class:`~pyro_dssm.spec.DSSMSpec` (or a spec or preset name) of your own model.
         name: ``"partial"``, ``"full"``, ``"A"``, ``"B"`` or ``"C"``.
         config: sizes and IAF options.
+        x_dim, z_dim: the observation and latent sizes; only with a spec.
+        emission: with a spec, the emission whose support ``x`` is checked
+            against (``"bernoulli"``: binary); a model brings its own.
     """
 
-    def __init__(self, model: DSSM, name: str = "full", config: Optional[GuideConfig] = None):
+    def __init__(self, model: Union[DSSM, DSSMSpec, str], name: str = "full", config: Optional[GuideConfig] = None,
+                 *, x_dim: Optional[int] = None, z_dim: Optional[int] = None, emission: str = "gaussian"):
         super().__init__("guide")
-        if not isinstance(model, DSSM):
-            raise TypeError(f"model must be a pyro_dssm DSSM, got {type(model).__name__}")
+        if isinstance(model, DSSM):
+            if x_dim is not None or z_dim is not None:
+                raise TypeError("x_dim and z_dim come from the model; pass them only with a spec")
+            spec, emission, h_dim = model.spec, model.config.emission, model.config.h_dim
+            x_dim, z_dim = model.config.x_dim, model.config.z_dim
+        elif isinstance(model, (DSSMSpec, str)):
+            spec, h_dim = (_spec_of(model) if isinstance(model, str) else model), None
+            for k, v in (("x_dim", x_dim), ("z_dim", z_dim)):
+                if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                    raise ValueError(f"a guide built from a spec needs {k} as a positive integer, got {v!r}")
+        else:
+            raise TypeError(f"model must be a pyro_dssm DSSM, a DSSMSpec or a spec name, got {type(model).__name__}")
         config = config or GuideConfig()
-        config.validate(model.z_dim)
-        object.__setattr__(self, "_model", model)  # a reference, not a submodule
-        self.plan = guide_plan(name, model)
+        config.validate(z_dim)
+        object.__setattr__(self, "_model", model if isinstance(model, DSSM) else None)  # a reference
+        self.plan = p = guide_plan(name, model if isinstance(model, DSSM) else spec)
+        if h_dim is None and "model_rnn" in (p.z_context, p.x_past):
+            raise ValueError(f"guide {name!r} for {spec.name} reuses the generative model's RNN states "
+                             f"({p.describe()}); build it from a pyro_dssm DSSM, or use 'partial' or 'B' "
+                             "with your own model")
+        self.spec, self.x_dim, self.z_dim, self.emission = spec, x_dim, z_dim, emission
         self.guide_name = name
         self.config = config
-        mc, p = model.config, self.plan
         g_dim = config.rnn_dim
-        self.backward_rnn = nn.GRU(mc.x_dim, config.rnn_dim, batch_first=True)
+        self.backward_rnn = nn.GRU(x_dim, config.rnn_dim, batch_first=True)
         if p.x_past == "guide_rnn":
-            self.forward_rnn = nn.GRU(mc.x_dim, config.rnn_dim, batch_first=True)
+            self.forward_rnn = nn.GRU(x_dim, config.rnn_dim, batch_first=True)
             g_dim += config.rnn_dim
         elif p.x_past == "model_rnn":
-            g_dim += mc.h_dim
+            g_dim += h_dim
         elif p.x_past == "last":
-            g_dim += mc.x_dim
+            g_dim += x_dim
         if p.z_context == "last":
-            c_dim = mc.z_dim
-            self.z_q_0 = nn.Parameter(torch.zeros(mc.z_dim))
+            c_dim = z_dim
+            self.z_q_0 = nn.Parameter(torch.zeros(z_dim))
         elif p.z_context == "model_rnn":
-            c_dim = mc.h_dim
+            c_dim = h_dim
         else:
             c_dim = config.rnn_dim
-            self.z_rnn = nn.GRUCell(mc.z_dim, config.rnn_dim)
+            self.z_rnn = nn.GRUCell(z_dim, config.rnn_dim)
             self.H_0 = nn.Parameter(torch.zeros(config.rnn_dim))
-        self.combiner = Combiner(c_dim, g_dim, mc.z_dim, config.hidden_dim, config.min_scale)
+        self.combiner = Combiner(c_dim, g_dim, z_dim, config.hidden_dim, config.min_scale)
         if config.iaf_conditional:
             self.iafs = nn.ModuleList(
-                conditional_affine_autoregressive(mc.z_dim, config.hidden_dim, hidden_dims=[config.iaf_dim])
+                conditional_affine_autoregressive(z_dim, config.hidden_dim, hidden_dims=[config.iaf_dim])
                 for _ in range(config.num_iafs))
         else:
             self.iafs = nn.ModuleList(
-                affine_autoregressive(mc.z_dim, hidden_dims=[config.iaf_dim]) for _ in range(config.num_iafs))
+                affine_autoregressive(z_dim, hidden_dims=[config.iaf_dim]) for _ in range(config.num_iafs))
 
     @property
-    def model(self) -> DSSM:
+    def model(self) -> Optional[DSSM]:
+        """The model whose states the guide reuses; ``None`` for a guide built from a spec."""
         return self._model
 
     def __repr__(self) -> str:
@@ -242,7 +285,7 @@ class DSSMGuide(PyroModule):
             raise ValueError("the guide needs observations x of shape (B, T, x_dim)")
         model = self.model
         check_annealing(annealing_factor)
-        x, mask, lengths = model.check_inputs(x, mask)
+        x, mask, lengths = check_observations(x, mask, self.x_dim, self.emission)
         B, T, _ = x.shape
         g_proj = self.combiner.project(self.features(x, lengths))  # (B, T, hidden)
         p = self.plan
