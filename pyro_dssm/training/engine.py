@@ -625,6 +625,33 @@ def load_run(run_dir, checkpoint: str = "best", jit: bool = False):
     return cfg, corpus, task.model, task.guide
 
 
+def training_history(run_dir) -> Dict[str, List[float]]:
+    """Per-epoch curves of a run, read from ``RUN_DIR/logs/metrics.csv``.
+
+    Returns:
+        ``{"epoch": [...], "train": [...], "val": [...]}``: the training loss
+        (negative ELBO per step, KL-annealed) and the validation negative ELBO
+        per step of each epoch, ``nan`` where an epoch has none (``--val-every``).
+        A resumed run's repeated epochs keep their last value.
+    """
+    import csv
+
+    path = Path(run_dir) / "logs" / "metrics.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: {run_dir} is not a run directory or has not trained yet")
+    rows: Dict[int, Dict[str, float]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if not row.get("epoch"):
+                continue
+            epoch = rows.setdefault(int(row["epoch"]), {})
+            for key, col in (("train", "train/loss"), ("val", VAL_METRIC)):
+                if row.get(col):
+                    epoch[key] = float(row[col])
+    epochs = sorted(rows)
+    return {"epoch": epochs, **{k: [rows[e].get(k, float("nan")) for e in epochs] for k in ("train", "val")}}
+
+
 def open_run(run_dir, checkpoint: str = "best"):
     """:func:`load_run` for command-line scripts: on a bad run directory or checkpoint it prints
     ``error: ...`` to stderr and returns ``None`` (the script then exits with status 2)."""
@@ -637,4 +664,4 @@ def open_run(run_dir, checkpoint: str = "best"):
         return None
 
 
-__all__ += ["open_run", "check_checkpoint", "load_weights", "make_trainer", "resolve_emission"]
+__all__ += ["open_run", "training_history", "check_checkpoint", "load_weights", "make_trainer", "resolve_emission"]
