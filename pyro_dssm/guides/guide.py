@@ -81,7 +81,7 @@ def guide_plan(name: str, model: Union[DSSM, DSSMSpec, str]) -> GuidePlan:
 
     ``model`` may also be a bare :class:`~pyro_dssm.spec.DSSMSpec` (or a spec or preset name)
     for a guide of a user's own model: the plan is then derived as for the
-    generic model with separate recurrences (see :meth:`DSSMGuide.for_spec`).
+    generic model with separate recurrences (see :class:`DSSMGuide`).
     """
     if isinstance(model, DSSM):
         spec, joint = model.spec, model.joint

@@ -9,8 +9,9 @@ from .loop import fit, negative_elbo_per_step
 __all__ = ["fit", "negative_elbo_per_step", "train", "load_run", "training_history", "evaluate_split", "DSSMTask",
            "SequenceDataModule", "AtomicCheckpointIO", "build_corpus", "build_model_and_guide"]
 
-_ENGINE = {"train", "load_run", "open_run", "training_history", "evaluate_split", "DSSMTask", "SequenceDataModule", "AtomicCheckpointIO",
-           "build_corpus", "build_model_and_guide", "check_checkpoint", "load_weights", "make_trainer"}
+_ENGINE = {"train", "load_run", "open_run", "training_history", "evaluate_split", "DSSMTask", "SequenceDataModule",
+           "AtomicCheckpointIO", "build_corpus", "build_model_and_guide", "check_checkpoint", "load_weights",
+           "make_trainer"}
 
 
 def __getattr__(name):
