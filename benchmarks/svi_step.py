@@ -49,6 +49,8 @@ SIZES = {
                   hidden_dim=200, rnn_dim=600, iaf_dim=200),
     "speech": dict(B=100, T=50, min_len=50, x_dim=513, emission="itakura_saito", z_dim=16, h_dim=128,
                    hidden_dim=128, rnn_dim=128, iaf_dim=20),
+    "tiny": dict(B=3, T=6, min_len=3, x_dim=5, emission="bernoulli", z_dim=3, h_dim=8, hidden_dim=8,
+                 rnn_dim=8, iaf_dim=8),  # for the tests
 }
 
 
@@ -154,8 +156,8 @@ def run_row(name, guide_name, size, args, device):
             f()
             times[k].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-    row = dict(model=name, guide=guide_name, size=args.current_size, ms=med, mem_mb={k: v / 2**20 for k, v in mem.items()},
-               pyro_over_plain=med["pyro"] / med["plain"])
+    row = dict(model=name, guide=guide_name, size=args.current_size, ms=med,
+               mem_mb={k: v / 2**20 for k, v in mem.items()}, pyro_over_plain=med["pyro"] / med["plain"])
     if args.iafs:
         row["iaf_over_pyro"] = med["iaf"] / med["pyro"]
     return row
@@ -179,7 +181,8 @@ def main(argv=None):
     warnings.simplefilter("ignore")
     pyro.settings.set(module_local_params=True)
     device = torch.device(args.device)
-    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    dev_name = (torch.cuda.get_device_name(device) if device.type == "cuda"
+                else f"CPU, {torch.get_num_threads()} threads")
     print(f"# SVI step (loss + backward + Adam), median of {args.steps}; {dev_name}; torch {torch.__version__}, "
           f"pyro {pyro.__version__}")
     mem_kind = "peak MB" if device.type == "cuda" else "saved MB"

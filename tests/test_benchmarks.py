@@ -39,3 +39,91 @@ def test_speech_features_benchmark(capsys, monkeypatch, tmp_path):
     m = re.search(r"max relative difference ([\d.e+-]+)", out)
     assert m and float(m.group(1)) < 1e-5  # the torch and librosa spectrograms agree
     assert re.search(r"from cache [\d.]+ s, ratio [\d.]+x", out)
+
+
+def _valid_guides(model):
+    import pyro_dssm
+
+    out = []
+    for g in pyro_dssm.list_guides():
+        try:
+            pyro_dssm.guide_plan(g, model)
+        except ValueError:
+            continue
+        out.append(g)
+    return out
+
+
+def _preset_guide_cases():
+    from pyro_dssm import create_model, list_models
+
+    return [(n, g) for n in list_models() for g in _valid_guides(create_model(n, x_dim=4))]
+
+
+@pytest.mark.parametrize("name,guide", _preset_guide_cases())
+def test_plain_reference_is_the_same_elbo_with_the_same_gradients(name, guide):
+    """The benchmark's limit computes exactly our loss: same value and gradients under the same seed."""
+    import torch
+    from pyro.infer import TraceMeanField_ELBO
+
+    from pyro_dssm import create_guide, create_model
+
+    from conftest import TINY, TINY_GUIDE, ragged_batch
+
+    plain = _load("plain_elbo").plain_negative_elbo
+    model = create_model(name, x_dim=4, emission="bernoulli", **TINY)
+    g = create_guide(guide, model, **TINY_GUIDE)
+    x, mask = ragged_batch(4, binary=True)
+    params = [p for p in list(model.parameters()) + list(g.parameters())]
+    out = []
+    for fn in (lambda: TraceMeanField_ELBO().differentiable_loss(model, g, x, mask, annealing_factor=0.3),
+               lambda: plain(model, g, x, mask, 0.3)):
+        torch.manual_seed(3)
+        loss = fn()
+        out.append((loss.detach(), torch.autograd.grad(loss, params, allow_unused=True)))
+    (l1, g1), (l2, g2) = out
+    assert abs(l1 - l2) < 2e-5
+    torch.manual_seed(4)
+    assert abs(l1 - plain(model, g, x, mask, 0.3).detach()) > 1e-4  # a new draw differs
+    for a, b in zip(g1, g2):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_plain_reference_refuses_flows():
+    from pyro_dssm import create_guide, create_model
+
+    model = create_model("dmm", x_dim=4, z_dim=3)
+    g = create_guide("full", model, num_iafs=1, iaf_dim=8)
+    with pytest.raises(ValueError, match="no flows"):
+        _load("plain_elbo").plain_negative_elbo(model, g, *ragged_like())
+
+
+def ragged_like():
+    from conftest import ragged_batch
+
+    return ragged_batch(4)
+
+
+def test_svi_step_benchmark(capsys, tmp_path):
+    import json
+
+    out_json = tmp_path / "rows.json"
+    _load("svi_step").main(["--sizes", "tiny", "--models", "arssm", "vrnn", "--steps", "2", "--iafs", "2",
+                            "--json", str(out_json)])
+    out = capsys.readouterr().out
+    rows = re.findall(r"^tiny +(\w+) +(\w+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+)  "
+                      r"([\d.]+) / ([\d.]+) / ([\d.]+)$", out, re.M)
+    assert [(r[0], r[1]) for r in rows] == [("arssm", "partial"), ("arssm", "full"), ("vrnn", "partial"),
+                                          ("vrnn", "full")]
+    saved = json.loads(out_json.read_text())
+    for r, j in zip(rows, saved):
+        pyro_ms, plain_ms, ratio, iaf_ms, iaf_ratio = map(float, r[2:7])
+        assert ratio == pytest.approx(pyro_ms / plain_ms, rel=0.02, abs=0.01)
+        assert iaf_ratio == pytest.approx(iaf_ms / pyro_ms, rel=0.02, abs=0.01)
+        assert j["pyro_over_plain"] == pytest.approx(j["ms"]["pyro"] / j["ms"]["plain"])
+        # memory kept for backward: positive, and the flows keep more than the plain guide
+        mb = j["mem_mb"]
+        assert 0 < mb["plain"] and 0 < mb["pyro"] < mb["iaf"]
+    assert re.search(r"# tiny: pyro/plain median [\d.]+, max [\d.]+; iaf/pyro median", out)

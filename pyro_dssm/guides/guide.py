@@ -265,12 +265,12 @@ class DSSMGuide(PyroModule):
             feats.append(torch.cat([x.new_zeros(B, 1, D), x[:, :-1]], dim=1))
         return torch.cat(feats, dim=-1)
 
-    def _flows(self, context: torch.Tensor) -> list:
+    def _flows(self, iafs: nn.ModuleList, context: torch.Tensor) -> list:
         if self.config.iaf_conditional:
-            return [f.condition(context) for f in self.iafs]
+            return [f.condition(context) for f in iafs]
         # fresh transform objects around the shared networks: each caches its own sample
         return [AffineAutoregressive(f.arn, log_scale_min_clip=f.log_scale_min_clip,
-                                     log_scale_max_clip=f.log_scale_max_clip) for f in self.iafs]
+                                     log_scale_max_clip=f.log_scale_max_clip) for f in iafs]
 
     # ---------------------------------------------------------------- guide
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None, *,
@@ -285,9 +285,14 @@ class DSSMGuide(PyroModule):
             raise ValueError("the guide needs observations x of shape (B, T, x_dim)")
         model = self.model
         check_annealing(annealing_factor)
+        if model is not None:
+            model._shared.clear()  # states of an earlier guide run that no model call took
         x, mask, lengths = check_observations(x, mask, self.x_dim, self.emission)
         B, T, _ = x.shape
-        g_proj = self.combiner.project(self.features(x, lengths))  # (B, T, hidden)
+        # networks fetched once per call (a PyroModule issues pyro.param statements per access)
+        combiner, iafs = self.combiner, self.iafs
+        z_rnn = self.z_rnn if self.plan.z_context == "guide_rnn" else None
+        g_proj = combiner.project(self.features(x, lengths))  # (B, T, hidden)
         p = self.plan
         if p.z_context == "last":
             c = self.z_q_0
@@ -298,10 +303,10 @@ class DSSMGuide(PyroModule):
         zs = []
         with pyro.plate("sequences", B, dim=-1):
             for t in pyro.markov(range(1, T + 1)):
-                loc, scale, a = self.combiner(c, g_proj[:, t - 1])
+                loc, scale, a = combiner(c, g_proj[:, t - 1])
                 q = dist.Normal(loc, scale).to_event(1)
-                if len(self.iafs):
-                    q = dist.TransformedDistribution(q, self._flows(a))
+                if len(iafs):
+                    q = dist.TransformedDistribution(q, self._flows(iafs, a))
                 if mask is not None:
                     q = q.mask(mask[:, t - 1])
                 with poutine.scale(scale=annealing_factor):
@@ -310,8 +315,8 @@ class DSSMGuide(PyroModule):
                 if p.z_context == "last":
                     c = z_t
                 elif p.z_context == "model_rnn":
-                    x_prev = (x[:, t - 2] if t > 1 else x.new_zeros(x.shape[-1])) if model.joint else None
+                    x_prev = (x[:, t - 2] if t > 1 else model.initial_observation(x)) if model.joint else None
                     c = model.latent_rnn_step(z_t, c, x_prev)
                 else:
-                    c = cell_step(self.z_rnn, z_t, c)
+                    c = cell_step(z_rnn, z_t, c)
         return torch.stack(zs, dim=-2)

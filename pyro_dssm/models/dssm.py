@@ -95,6 +95,57 @@ class ModelConfig:
         return replace(self, **changes)
 
 
+def _view_key(t: Optional[torch.Tensor]):
+    """What makes two tensors the same data: storage, offset, shape, strides, version; ``None`` stays."""
+    if t is None:
+        return None
+    return (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(), t._version)
+
+
+def _param_versions(module: nn.Module) -> tuple:
+    return tuple(p._version for p in module.parameters())
+
+
+class SharedStates:
+    """Deterministic states a guide computed with the model's networks, for the model to take.
+
+    An entry holds the inputs it was computed from (compared by identity), the
+    version counters of the network's parameters (an optimiser step changes them)
+    and the grad mode; :meth:`take` returns it only if all three still match, and
+    removes it. The model clears what is left at the end of each call, so an entry
+    lives from a guide run to the next model run. Copies and pickles start empty.
+    """
+
+    def __init__(self):
+        self._entries = {}
+
+    def put(self, key, inputs: tuple, net: nn.Module, value: torch.Tensor, keep=None) -> None:
+        """``keep``: a tensor whose storage the key names (kept alive so that its address stays its own)."""
+        self._entries[key] = (inputs, _param_versions(net), torch.is_grad_enabled(), value, keep)
+
+    def take(self, key, inputs: tuple, net: nn.Module) -> Optional[torch.Tensor]:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return None
+        kept, versions, grad, value, _ = entry
+        if (grad != torch.is_grad_enabled() or any(a is not b for a, b in zip(kept, inputs))
+                or versions != _param_versions(net)):
+            return None
+        return value
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getstate__(self):
+        return {"_entries": {}}
+
+    def __deepcopy__(self, memo):
+        return SharedStates()
+
+
 class DSSM(PyroModule):
     r"""A deep state space model of the taxonomy [1], built from a :class:`ModelConfig`.
 
@@ -156,6 +207,8 @@ class DSSM(PyroModule):
             self.h_x0 = nn.Parameter(torch.zeros(c.h_dim))
         if not spec.transition:
             self.z_0 = nn.Parameter(torch.zeros(c.z_dim))
+        self.register_buffer("x_0", torch.zeros(c.x_dim), persistent=False)
+        object.__setattr__(self, "_shared", SharedStates())
         # --- p(z_t | ...) ----------------------------------------------------
         zc = c.h_dim if spec.transition else c.z_dim
         xc = 0
@@ -194,6 +247,14 @@ class DSSM(PyroModule):
         return check_observations(x, mask, self.config.x_dim, self.config.emission)
 
     # Pieces that guides reuse ("reusing the RNN structure of the generative process", Sec. II-B.2).
+    #
+    # A guide that conditions on generative states (full alignment, variants A and C)
+    # computes h^z_t over its own samples z_t and h^x over x. When the ELBO then replays
+    # the model on those very samples, the model would compute the same states again.
+    # The guide's results are kept in ``_shared`` and the model takes them instead of
+    # recomputing, provided the inputs are the same tensor objects, the parameters have
+    # not changed since (their version counters) and grad mode is the same. Anything
+    # else (conditioned or user-given z, a parameter update in between) recomputes.
     def latent_rnn_init(self) -> torch.Tensor:
         """``h^z_0`` ``(h_dim,)``; broadcasts against any batch shape."""
         return self.h_z0
@@ -202,35 +263,72 @@ class DSSM(PyroModule):
                         x_prev: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``h^z_t = d_{h^z}(z_t, h^z_{t-1})``; joint: ``h_t = d_h(x_{t-1}, z_t, h_{t-1})``.
 
+        The result is remembered until the model's next call, which reuses it when it
+        meets the same ``(z_t, h_prev, x_prev)`` (see the note above). A guide of your
+        own that calls this outside an ELBO should call ``model._shared.clear()`` at its
+        start, as :class:`~pyro_dssm.guides.DSSMGuide` does.
+
         Args:
             z_t: ``(*batch, z_dim)``; h_prev: ``(*batch, h_dim)``;
-            x_prev: ``(*batch, x_dim)``, only for the joint recurrence.
+            x_prev: ``(*batch, x_dim)``, only for the joint recurrence: ``x_{t-1}``,
+                or :meth:`initial_observation` for ``t = 1``.
         """
+        z_cell = self.z_cell
+        x_prev = x_prev if self.joint else None
+        h = self._latent_step(z_cell, z_t, h_prev, x_prev)
+        self._shared.put(("z", id(z_t), id(h_prev), _view_key(x_prev)), (z_t, h_prev), z_cell, h, keep=x_prev)
+        return h
+
+    def initial_observation(self, x: torch.Tensor) -> torch.Tensor:
+        """``x_0``, the zero observation before the first step ``(x_dim,)``, on ``x``'s device."""
+        x0 = self.x_0
+        return x0 if x0.device == x.device and x0.dtype == x.dtype else x.new_zeros(x.shape[-1])
+
+    def _latent_step(self, z_cell: nn.GRUCell, z_t, h_prev, x_prev=None) -> torch.Tensor:
         inp = bcat((x_prev, z_t)) if self.joint else z_t
-        return cell_step(self.z_cell, inp, h_prev)
+        return cell_step(z_cell, inp, h_prev)
+
+    def _shared_latent_step(self, z_cell: nn.GRUCell, z_t, h_prev, x_prev=None) -> torch.Tensor:
+        """:meth:`_latent_step`, or the guide's result for the same inputs."""
+        x_prev = x_prev if self.joint else None
+        h = self._shared.take(("z", id(z_t), id(h_prev), _view_key(x_prev)), (z_t, h_prev), z_cell)
+        return self._latent_step(z_cell, z_t, h_prev, x_prev) if h is None else h
 
     def observation_rnn(self, x: torch.Tensor) -> torch.Tensor:
-        """States ``h^x_0..h^x_T`` of the GRU over ``x`` ``(B, T, x_dim)`` -> ``(B, T+1, h_dim)``."""
+        """States ``h^x_0..h^x_T`` of the GRU over ``x`` ``(B, T, x_dim)`` -> ``(B, T+1, h_dim)``.
+
+        Remembered until the model's next call, which reuses it for the same ``x``.
+        """
+        x_rnn = self.x_rnn
+        out = self._observation_states(x_rnn, x)
+        self._shared.put(("x", _view_key(x)), (x,), x_rnn, out)
+        return out
+
+    def _observation_states(self, x_rnn: nn.GRU, x: torch.Tensor) -> torch.Tensor:
         B = x.shape[0]
         h0 = self.h_x0.expand(B, -1)
-        out, _ = self.x_rnn(x, h0.unsqueeze(0).contiguous())
+        out, _ = x_rnn(x, h0.unsqueeze(0).contiguous())
         return torch.cat([h0.unsqueeze(1), out], dim=1)
+
+    def _shared_observation_states(self, x_rnn: nn.GRU, x: torch.Tensor) -> torch.Tensor:
+        out = self._shared.take(("x", _view_key(x)), (x,), x_rnn)
+        return self._observation_states(x_rnn, x) if out is None else out
 
     # ---------------------------------------------------------------- model
     def forward(self, x: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None, *,
                 num_steps: Optional[int] = None, batch_size: Optional[int] = None,
                 annealing_factor: float = 1.0) -> torch.Tensor:
-        spec, c = self.spec, self.config
+        spec = self.spec
         check_annealing(annealing_factor)
         if x is None:
             if mask is not None:
                 raise ValueError("mask given without x")
             if num_steps is None or num_steps < 1:
                 raise ValueError(f"num_steps must be a positive integer when x is None, got {num_steps!r}")
-            B, T_obs, device = batch_size or 1, 0, self._device()
+            B, T_obs = batch_size or 1, 0
         else:
             x, mask, _ = self.check_inputs(x, mask)
-            B, T_obs, device = x.shape[0], x.shape[1], x.device
+            B, T_obs = x.shape[0], x.shape[1]
         T = T_obs if num_steps is None else int(num_steps)
         if T < T_obs:
             raise ValueError(f"num_steps={T} is shorter than the observed x (T={T_obs})")
@@ -239,10 +337,19 @@ class DSSM(PyroModule):
                              "pass prefixes of equal length without padding")
 
         joint = self.joint
-        x_prev = torch.zeros(c.x_dim, device=device)  # x_0
+        # Each access to a submodule of a PyroModule issues a pyro.param statement per
+        # parameter; fetch the networks once per call, not once per step. Every parameter
+        # is fetched, also those of states taken from the guide: the JIT ELBO traces the
+        # parameters that these statements announce as its inputs.
+        transition, emitter = self.transition, self.emitter
+        z_cell = self.z_cell if spec.has_z_rnn else None
+        x_rnn = self.x_rnn if (spec.has_x_rnn and not joint) else None
+        x_prev = self.initial_observation(x) if x is not None else self.x_0  # x_0
         h_x = None
         if spec.has_x_rnn and not joint:
-            hx_seq = self.observation_rnn(x) if T_obs > 0 else self.h_x0.unsqueeze(0).unsqueeze(0)
+            h_x0 = self.h_x0
+            hx_seq = (self._shared_observation_states(x_rnn, x) if T_obs > 0
+                      else h_x0.unsqueeze(0).unsqueeze(0))
             h_x = hx_seq[:, 0]
         h_z = self.latent_rnn_init() if spec.has_z_rnn else None
         z_prev = None if spec.transition else self.z_0
@@ -255,33 +362,31 @@ class DSSM(PyroModule):
                 xc = None
                 if spec.base.feedforward:
                     xc = h_x if (spec.feedforward and not joint) else x_prev
-                loc, scale = self.transition(zc, xc)
+                loc, scale = transition(zc, xc)
                 z_dist = dist.Normal(loc, scale).to_event(1)
                 with poutine.scale(scale=annealing_factor):
                     z_t = pyro.sample(site_name("z", t), z_dist if m_t is None else z_dist.mask(m_t))
                 if spec.has_z_rnn:
-                    h_z = self.latent_rnn_step(z_t, h_z, x_prev)
+                    h_z = self._shared_latent_step(z_cell, z_t, h_z, x_prev)
                 # p(x_t | zeta'_t, xi^x_{t-1})
                 if joint:
-                    x_dist = self.emitter(h_z)
+                    x_dist = emitter(h_z)
                 else:
                     ec = h_z if spec.emission else z_t
                     ex = None
                     if spec.base.autoregressive:
                         ex = h_x if spec.autoregression else x_prev
-                    x_dist = self.emitter(ec, ex)
+                    x_dist = emitter(ec, ex)
                 obs = x[:, t - 1] if t <= T_obs else None
                 x_t = pyro.sample(site_name("x", t), x_dist if m_t is None else x_dist.mask(m_t), obs=obs)
                 xs.append(x_t)
                 # advance the observation contexts
                 x_prev = x_t
                 if h_x is not None:
-                    h_x = hx_seq[:, t] if t <= T_obs else gru_step(self.x_rnn, x_t, h_x)
+                    h_x = hx_seq[:, t] if t <= T_obs else gru_step(x_rnn, x_t, h_x)
                 z_prev = z_t
+        self._shared.clear()
         return torch.stack(torch.broadcast_tensors(*xs), dim=-2)
-
-    def _device(self) -> torch.device:
-        return next(self.parameters()).device
 
     # ----------------------------------------------------------- generation
     @torch.no_grad()

@@ -1,0 +1,117 @@
+"""The model takes the generative states its guide already computed, and only when that is exact."""
+
+import copy
+import pickle
+
+import pytest
+import torch
+
+import pyro.poutine as poutine
+from pyro.infer import TraceMeanField_ELBO
+
+from pyro_dssm import create_guide, create_model
+
+from conftest import TINY, TINY_GUIDE, ragged_batch
+
+X_DIM = 4
+
+
+def _count(module, calls, key):
+    return module.register_forward_hook(lambda *a: calls.__setitem__(key, calls[key] + 1))
+
+
+@pytest.mark.parametrize("name,guide,z_steps,x_runs", [
+    # (preset, guide, GRU-cell steps over z per ELBO, GRU runs over x per ELBO); T = 6
+    ("arssm", "full", 6, 1), ("fssm", "C", 6, 1), ("rssm", "full", 6, 0), ("vrnn", "full", 6, 0),
+    ("srnn", "A", 0, 1), ("arssm", "partial", 6, 1),  # partial: nothing to share, each runs once already
+])
+def test_elbo_computes_each_generative_state_once(name, guide, z_steps, x_runs):
+    model = create_model(name, x_dim=X_DIM, **TINY)
+    g = create_guide(guide, model, **TINY_GUIDE)
+    calls = {"z": 0, "x": 0}
+    if hasattr(model, "z_cell"):
+        _count(model.z_cell, calls, "z")
+    if hasattr(model, "x_rnn"):
+        _count(model.x_rnn, calls, "x")
+    x, mask = ragged_batch(X_DIM)
+    TraceMeanField_ELBO().differentiable_loss(model, g, x, mask)
+    assert calls == {"z": z_steps, "x": x_runs}
+    assert len(model._shared) == 0  # nothing is left behind after the model's call
+
+
+def _recomputed(model, guide_tr, x, mask):
+    """The model replayed on the guide's samples with sharing switched off (the states recomputed)."""
+    model._shared.clear()
+    return poutine.trace(poutine.replay(model, trace=guide_tr)).get_trace(x, mask)
+
+
+@pytest.mark.parametrize("name,guide", [("arssm", "full"), ("vrnn", "full"), ("fssm", "A"), ("rssm", "C")])
+def test_shared_states_give_the_same_elbo_and_gradients(name, guide, monkeypatch):
+    model = create_model(name, x_dim=X_DIM, **TINY)
+    g = create_guide(guide, model, **TINY_GUIDE)
+    x, mask = ragged_batch(X_DIM)
+    params = list(model.parameters()) + list(g.parameters())
+    results = []
+    for shared in (True, False):
+        if not shared:  # every state recomputed by the model
+            monkeypatch.setattr(model._shared, "take", lambda *a: None)
+        torch.manual_seed(1)
+        loss = TraceMeanField_ELBO().differentiable_loss(model, g, x, mask, annealing_factor=0.7)
+        results.append((loss.detach(), torch.autograd.grad(loss, params, allow_unused=True)))
+    (l1, g1), (l2, g2) = results
+    assert torch.allclose(l1, l2, atol=1e-5)
+    for a, b in zip(g1, g2):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_a_parameter_update_between_guide_and_model_recomputes():
+    model = create_model("arssm", x_dim=X_DIM, **TINY)
+    g = create_guide("full", model, **TINY_GUIDE)
+    x, mask = ragged_batch(X_DIM)
+    guide_tr = poutine.trace(g).get_trace(x, mask)
+    with torch.no_grad():
+        model.z_cell.weight_hh.add_(0.5)  # an optimiser step between the two runs
+        model.x_rnn.weight_ih_l0.mul_(2.0)
+    calls = {"z": 0, "x": 0}
+    _count(model.z_cell, calls, "z")
+    _count(model.x_rnn, calls, "x")
+    stale_ok = poutine.trace(poutine.replay(model, trace=guide_tr)).get_trace(x, mask).log_prob_sum()
+    assert calls == {"z": 6, "x": 1}  # every state recomputed with the new parameters
+    fresh = _recomputed(model, guide_tr, x, mask).log_prob_sum()
+    assert torch.allclose(stale_ok, fresh)
+
+
+def test_other_latents_or_grad_mode_recompute():
+    model = create_model("rssm", x_dim=X_DIM, **TINY)
+    g = create_guide("full", model, **TINY_GUIDE)
+    x, mask = ragged_batch(X_DIM)
+    guide_tr = poutine.trace(g).get_trace(x, mask)
+    # equal values in other tensors (a user's conditioning): recomputed, not looked up by value
+    zs = {n: s["value"].clone() for n, s in guide_tr.nodes.items() if n.startswith("z_")}
+    calls = {"z": 0}
+    _count(model.z_cell, calls, "z")
+    poutine.condition(model, data=zs)(x, mask)
+    assert calls["z"] == 6
+    # a guide run under no_grad does not hand graph-less states to a model that needs gradients
+    with torch.no_grad():
+        guide_tr = poutine.trace(g).get_trace(x, mask)
+    calls["z"] = 0
+    lp = poutine.trace(poutine.replay(model, trace=guide_tr)).get_trace(x, mask).log_prob_sum()
+    assert calls["z"] == 6
+    lp.backward()
+    assert model.z_cell.weight_hh.grad is not None and model.z_cell.weight_hh.grad.abs().sum() > 0
+
+
+def test_copies_and_pickles_start_without_shared_states():
+    model = create_model("arssm", x_dim=X_DIM, **TINY)
+    g = create_guide("full", model, **TINY_GUIDE)
+    x, mask = ragged_batch(X_DIM)
+    g(x, mask)
+    g(x, mask)  # a guide run forgets what an earlier one left: nothing accumulates
+    assert len(model._shared) == 7  # 6 latent steps and the run over x, until the model's next call
+    assert len(copy.deepcopy(model)._shared) == 0
+    assert len(pickle.loads(pickle.dumps(model))._shared) == 0
+    model(x, mask)
+    assert len(model._shared) == 0
