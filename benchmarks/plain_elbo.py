@@ -41,7 +41,8 @@ def plain_negative_elbo(model, guide, x: torch.Tensor, mask: Optional[torch.Tens
     lengths = mask.sum(-1)
     maskf = mask.to(x.dtype)
 
-    # guide: observation features for every step at once, as DSSMGuide does
+    # guide: observation features for every step at once, as DSSMGuide does (running the
+    # model's GRU over x when the guide conditions on h^x)
     g_proj = guide.combiner.project(guide.features(x, lengths))
     if plan.z_context == "last":
         c = guide.z_q_0
@@ -49,8 +50,9 @@ def plain_negative_elbo(model, guide, x: torch.Tensor, mask: Optional[torch.Tens
         c = model.h_z0
     else:
         c = guide.H_0
-    # model: the GRU over x (h^x_0 .. h^x_T) once per batch
-    hx_seq = model.observation_rnn(x) if (spec.has_x_rnn and not joint) else None
+    # model: the GRU over x (h^x_0 .. h^x_T), run once per batch: the guide's run if it made one
+    hx_seq = model._shared_observation_states(model.x_rnn, x) if (spec.has_x_rnn and not joint) else None
+    model._shared.clear()
     h_z = model.h_z0 if spec.has_z_rnn else None
     z_prev = None if spec.transition else model.z_0
     x_prev = x.new_zeros(x.shape[-1])

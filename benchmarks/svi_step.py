@@ -22,13 +22,14 @@ Sizes (``--sizes``):
 * ``speech``: B = 100, T = 50, x_dim = 513 Itakura-Saito, z_dim = 16, widths 128
   (``configs/speech``).
 
-    python benchmarks/svi_step.py --sizes music speech --steps 5
+    python benchmarks/svi_step.py --sizes music speech --steps 9
     python benchmarks/svi_step.py --models arssm vrnn --sizes music --device cuda
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -46,7 +47,7 @@ from plain_elbo import plain_negative_elbo  # noqa: E402
 
 SIZES = {
     "music": dict(B=20, T=100, min_len=80, x_dim=88, emission="bernoulli", z_dim=100, h_dim=200,
-                  hidden_dim=200, rnn_dim=600, iaf_dim=200),
+                  hidden_dim=200, rnn_dim=600, iaf_dim=100),
     "speech": dict(B=100, T=50, min_len=50, x_dim=513, emission="itakura_saito", z_dim=16, h_dim=128,
                    hidden_dim=128, rnn_dim=128, iaf_dim=20),
     "tiny": dict(B=3, T=6, min_len=3, x_dim=5, emission="bernoulli", z_dim=3, h_dim=8, hidden_dim=8,
@@ -150,10 +151,12 @@ def run_row(name, guide_name, size, args, device):
         steps["iaf"] = make_step(pyro_loss, model_i, guide_i, x, mask)
     mem = {k: f(measure_memory=True) for k, f in steps.items()}  # also the warm-up step
     times = {k: [] for k in steps}
-    for _ in range(args.steps):
-        for k, f in steps.items():
+    order = list(steps)
+    for i in range(args.steps):
+        for k in order[i % len(order):] + order[:i % len(order)]:  # rotate who goes first
+            gc.collect()  # each variant starts from a collected heap
             t0 = time.perf_counter()
-            f()
+            steps[k]()
             times[k].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     row = dict(model=name, guide=guide_name, size=args.current_size, ms=med,
@@ -171,7 +174,7 @@ def main(argv=None):
     p.add_argument("--guides", nargs="+", default=["partial", "full"])
     p.add_argument("--sizes", nargs="+", default=["music", "speech"], choices=sorted(SIZES))
     p.add_argument("--iafs", type=int, default=3, help="IAF layers of the 'iaf' column (0: no IAF column)")
-    p.add_argument("--steps", type=int, default=5, help="timed steps per variant (median reported)")
+    p.add_argument("--steps", type=int, default=9, help="timed steps per variant (median reported)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", default=None, help="also write the rows to this file")

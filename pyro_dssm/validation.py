@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Optional, Tuple
 
 import torch
@@ -35,7 +36,41 @@ def check_observations(
 
     Raises:
         TypeError, ValueError: with a message naming the problem.
+
+    The last batch that passed is remembered (by identity and version counter, so an
+    in-place change is seen): the guide and the model of one ELBO check a batch once.
     """
+    key = (x_dim, emission, allow_missing)
+    hit = _last_checked(x, mask, key)
+    if hit is not None:
+        return x, mask, hit
+    x, mask, lengths = _check_observations(x, mask, x_dim, emission, allow_missing)
+    _remember(x, mask, key, lengths)
+    return x, mask, lengths
+
+
+_LAST = None  # (weakref to x, x version, weakref to mask or None, mask version, key, lengths)
+
+
+def _last_checked(x, mask, key) -> Optional[torch.Tensor]:
+    last = _LAST
+    if last is None or not isinstance(x, torch.Tensor):
+        return None
+    xr, xv, mr, mv, k, lengths = last
+    if xr() is not x or xv != x._version or k != key:
+        return None
+    if mask is None:
+        return lengths if mr is None else None
+    return lengths if (mr is not None and mr() is mask and mv == mask._version) else None
+
+
+def _remember(x, mask, key, lengths) -> None:
+    global _LAST
+    _LAST = (weakref.ref(x), x._version, None if mask is None else weakref.ref(mask),
+             None if mask is None else mask._version, key, lengths)
+
+
+def _check_observations(x, mask, x_dim: int, emission: str, allow_missing: bool):
     if not isinstance(x, torch.Tensor):
         try:
             x = torch.as_tensor(x, dtype=torch.get_default_dtype())
@@ -85,13 +120,19 @@ def check_observations(
         if not seen.flatten(1).any(-1).all():
             i = int((~seen.flatten(1).any(-1)).nonzero()[0])
             raise ValueError(f"sequence {i} of the batch has no observed entry (all NaN)")
-    valid = x if mask is None else x[mask]
-    if emission == "bernoulli" and not ((valid == 0) | (valid == 1)).all():
-        raise ValueError("x must be binary (0/1) under a Bernoulli emission; found values "
-                         f"such as {valid[(valid != 0) & (valid != 1)][:3].tolist()}")
-    if emission in ("itakura_saito", "gaussian_power") and (valid < 0).any():
-        raise ValueError(f"x must be a non-negative power spectrogram under the {emission} emission; "
-                         f"found values such as {valid[valid < 0][:3].tolist()}")
+    # support of the emission on the valid steps (no copy of the valid part)
+    bad = None
+    if emission == "bernoulli":
+        bad = (x != 0) & (x != 1)
+    elif emission in ("itakura_saito", "gaussian_power"):
+        bad = x < 0
+    if bad is not None:
+        if mask is not None:
+            bad &= mask.unsqueeze(-1)
+        if bad.any():
+            what = ("binary (0/1) under a Bernoulli emission" if emission == "bernoulli"
+                    else f"a non-negative power spectrogram under the {emission} emission")
+            raise ValueError(f"x must be {what}; found values such as {x[bad][:3].tolist()}")
     return x, mask, lengths
 
 

@@ -106,6 +106,34 @@ def test_bad_inputs_name_the_problem(case):
             fn(x, mask)
 
 
+def test_a_batch_is_checked_once_per_elbo_and_again_after_any_change(monkeypatch):
+    from pyro.infer import TraceMeanField_ELBO
+
+    import pyro_dssm.validation as v
+
+    calls = []
+    real = v._check_observations
+    monkeypatch.setattr(v, "_check_observations", lambda *a: calls.append(1) or real(*a))
+    m, g = _pair("bernoulli")
+    x, mask = ragged_batch(3, binary=True)
+    TraceMeanField_ELBO().differentiable_loss(m, g, x, mask)
+    assert len(calls) == 1  # the guide checked it; the model recognised the same tensors
+    x[0, 0, 0] = 0.5  # an in-place change: checked again, and refused
+    with pytest.raises(ValueError, match="binary"):
+        m(x, mask)
+    x[0, 0, 0] = 1.0
+    m(x, mask)
+    m(x, mask.clone())  # another mask object: checked again
+    m(x, None)
+    with pytest.raises(ValueError, match="non-negative"):
+        v.check_observations(x - 2.0, mask, 3, "itakura_saito")
+    assert len(calls) == 6
+    # padding is not checked against the emission's support
+    x[2, -1] = 0.5
+    assert not mask[2, -1]
+    m(x, mask)
+
+
 def test_numpy_input_is_accepted_and_equals_tensor_input():
     m, g = _pair()
     x, mask = ragged_batch(3)
