@@ -7,6 +7,7 @@ that machine noise hits both alike. Prints milliseconds per step and the
 ratio eager / JIT (above 1: the JIT is faster).
 
     python benchmarks/jit_elbo.py --model arssm --guide full --steps 20
+    python benchmarks/jit_elbo.py --model all --steps 10 --crop 24     # every preset, one row each
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pyro.infer import TraceMeanField_ELBO
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="arssm")
+    p.add_argument("--model", default="arssm", help="a preset, or 'all' for every preset")
     p.add_argument("--guide", default="full")
     p.add_argument("--batch-size", type=int, default=20)
     p.add_argument("--steps", type=int, default=20)
@@ -34,17 +35,31 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
 
-    from pyro_dssm.config import TrainConfig
     from pyro_dssm.data import PadCollate, length_buckets, load_bach_chorales
-    from pyro_dssm.training.engine import DSSMTask, build_model_and_guide
+    from pyro_dssm.models import list_models
 
+    models = list_models() if args.model == "all" else [args.model]
     corpus = load_bach_chorales()
     seqs = [torch.as_tensor(s[:args.crop]) for s in corpus.splits["train"]]
     collate = PadCollate(length_buckets([len(s) for s in seqs], 4))
     rng = np.random.default_rng(0)
     batches = [collate([seqs[i] for i in rng.choice(len(seqs), args.batch_size, replace=False)])
                for _ in range(args.steps)]
-    cfg = TrainConfig(model=args.model, guide=args.guide, jit=True)
+    print(f"{args.guide} guide, batch {args.batch_size}, {args.steps} steps, {args.threads} threads, "
+          f"sequences cropped to {args.crop} frames")
+    print("| model | eager ms/step | JIT ms/step | ratio eager/JIT | JIT compile s |")
+    print("|---|---|---|---|---|")
+    for name in models:
+        e, j, t_compile = _measure(name, args, batches)
+        print(f"| {name} | {e:.0f} | {j:.0f} | {e / j:.2f} | {t_compile:.1f} |", flush=True)
+
+
+def _measure(name, args, batches):
+    """Median eager and JIT milliseconds per step (loss + backward) and the compile time of one preset."""
+    from pyro_dssm.config import TrainConfig
+    from pyro_dssm.training.engine import DSSMTask, build_model_and_guide
+
+    cfg = TrainConfig(model=name, guide=args.guide, jit=True)
     model, guide = build_model_and_guide(cfg, 88, "bernoulli")
     task = DSSMTask(model, guide, cfg)
     TraceMeanField_ELBO().differentiable_loss(model, guide, *batches[0])
@@ -62,17 +77,12 @@ def main(argv=None):
     t_compile = time.perf_counter() - t_compile
     times = {"eager": [], "jit": []}
     for x, mask in batches:
-        for name, fn in (("eager", eager), ("jit", jit)):
+        for fn_name, fn in (("eager", eager), ("jit", jit)):
             task.zero_grad()
             t = time.perf_counter()
             fn(x, mask).backward()
-            times[name].append(time.perf_counter() - t)
-    e, j = np.median(times["eager"]) * 1e3, np.median(times["jit"]) * 1e3
-    print(f"{args.model}/{args.guide}, batch {args.batch_size}, {args.steps} steps, {args.threads} threads, "
-          f"sequences cropped to {args.crop} frames")
-    print(f"eager: {e:.0f} ms/step   jit: {j:.0f} ms/step   (JIT compile of "
-          f"{len({tuple(x.shape) for x, _ in batches})} buckets: {t_compile:.1f} s)")
-    print(f"ratio eager/jit: {e / j:.2f}")
+            times[fn_name].append(time.perf_counter() - t)
+    return np.median(times["eager"]) * 1e3, np.median(times["jit"]) * 1e3, t_compile
 
 
 if __name__ == "__main__":

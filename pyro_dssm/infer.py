@@ -16,11 +16,16 @@ import torch
 import pyro
 import pyro.distributions as dist
 import pyro.poutine as poutine
+from pyro.distributions.util import scale_and_mask
+from pyro.infer import TraceMeanField_ELBO
+from pyro.infer.trace_mean_field_elbo import _check_mean_field_requirement
+from pyro.infer.util import torch_item
+from torch.distributions import kl_divergence
 
 from .models.dssm import DSSM
 
 __all__ = ["log_weights", "elbo_per_sequence", "iwae_per_sequence", "kalman_log_likelihood",
-           "linear_gaussian_log_likelihood", "PARTICLE_PLATE"]
+           "linear_gaussian_log_likelihood", "PARTICLE_PLATE", "LeanTraceMeanField_ELBO"]
 
 #: Name of the particle plate; it matches Pyro's own vectorised ELBOs.
 PARTICLE_PLATE = "num_particles_vectorized"
@@ -111,3 +116,81 @@ def linear_gaussian_log_likelihood(A, q, C, r, z0, x: torch.Tensor, init_scale: 
     obs = dist.Normal(torch.zeros_like(r), r).to_event(1)
     hmm = dist.GaussianHMM(init, A.T, trans, C.T, obs, duration=x.shape[1])
     return hmm.log_prob(x.to(f64)).to(x.dtype)
+
+
+class LeanTraceMeanField_ELBO(TraceMeanField_ELBO):
+    """:class:`~pyro.infer.TraceMeanField_ELBO` that computes only what its estimate uses.
+
+    The estimator and its value are Pyro's: for each latent site the analytic
+    ``KL(q || p)`` where one is registered (scaled and masked like the site), else
+    the Monte-Carlo term ``log p(z) - log q(z)``; plus ``log p(x)`` of the observed
+    sites. Pyro's version first computes the log-density of *every* site of the model
+    and the guide, then the KL again for the latent sites whose KL is analytic, so
+    the latent log-densities of a DSSM (two per time step) are computed, validated
+    and discarded. Here each latent site's KL is computed once, and log-densities
+    only where the estimate needs them. Pyro's checks (model/guide match, site
+    shapes, mean-field order) run as in Pyro when validation is enabled.
+    ``tests/test_shared_states.py`` checks equal losses and gradients for every preset.
+    """
+
+    def _get_trace(self, model, guide, args, kwargs):
+        from pyro.poutine.util import prune_subsample_sites
+        from pyro.util import check_model_guide_match, check_site_shape
+
+        guide_trace = poutine.trace(guide, graph_type="flat").get_trace(*args, **kwargs)
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace), graph_type="flat").get_trace(
+            *args, **kwargs)
+        validate = pyro.poutine.util.is_validation_enabled()
+        if validate:
+            check_model_guide_match(model_trace, guide_trace, self.max_plate_nesting)
+        guide_trace, model_trace = prune_subsample_sites(guide_trace), prune_subsample_sites(model_trace)
+        needs_density = set()
+        for name, site in model_trace.nodes.items():
+            if site["type"] != "sample" or site["is_observed"]:
+                continue
+            g = guide_trace.nodes[name]
+            try:
+                kl = kl_divergence(g["fn"], site["fn"])
+            except NotImplementedError:
+                needs_density.add(name)
+                continue
+            g["kl_qp"] = scale_and_mask(kl, scale=g["scale"], mask=g["mask"])
+        model_trace.compute_log_prob(lambda name, site: site["is_observed"] or name in needs_density)
+        for name in needs_density:
+            site = guide_trace.nodes[name]
+            parts = site["fn"].score_parts(site["value"], *site["args"], **site["kwargs"])
+            site["score_parts"] = parts.scale_and_mask(site["scale"], site["mask"])
+            site["log_prob"] = site["score_parts"].log_prob
+        if validate:
+            for tr in (model_trace, guide_trace):
+                for site in tr.nodes.values():
+                    if site["type"] == "sample":
+                        shape_site = site if "log_prob" in site else dict(site, log_prob=guide_trace.nodes[
+                            site["name"]]["kl_qp"])
+                        check_site_shape(shape_site, self.max_plate_nesting)
+            _check_mean_field_requirement(model_trace, guide_trace)
+        return model_trace, guide_trace
+
+    def _differentiable_loss_particle(self, model_trace, guide_trace):
+        validate = pyro.poutine.util.is_validation_enabled()
+        elbo = 0.0
+        for name, site in model_trace.nodes.items():
+            if site["type"] != "sample":
+                continue
+            if site["is_observed"]:
+                elbo = elbo + site["log_prob_sum"]
+                continue
+            g = guide_trace.nodes[name]
+            if validate and not g["fn"].has_rsample:
+                raise NotImplementedError(f"guide site {name!r} is not reparameterised; "
+                                          "TraceMeanField_ELBO needs every guide distribution reparameterised")
+            if "kl_qp" in g:
+                elbo = elbo - g["kl_qp"].sum()
+            else:
+                elbo = elbo + site["log_prob_sum"] - g["score_parts"].entropy_term.sum()
+        for name, g in guide_trace.nodes.items():
+            if g["type"] == "sample" and name not in model_trace.nodes:
+                raise ValueError(f"guide site {name!r} has no model site; auxiliary guide sites are not supported "
+                                 "by LeanTraceMeanField_ELBO (use pyro.infer.TraceMeanField_ELBO)")
+        loss = -(elbo.detach() if torch._C._get_tracing_state() else torch_item(elbo))
+        return loss, -elbo

@@ -127,3 +127,27 @@ def test_svi_step_benchmark(capsys, tmp_path):
         mb = j["mem_mb"]
         assert 0 < mb["plain"] and 0 < mb["pyro"] < mb["iaf"]
     assert re.search(r"# tiny: pyro/plain median [\d.]+, max [\d.]+; iaf/pyro median", out)
+
+
+def test_jit_benchmark_rows(capsys):
+    _load("jit_elbo").main(["--model", "dmm", "--steps", "2", "--crop", "4", "--batch-size", "3", "--threads", "1"])
+    out = capsys.readouterr().out
+    rows = re.findall(r"^\| (\w+) \| (\d+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \|$", out, re.M)
+    assert [r[0] for r in rows] == ["dmm"]
+    e, j, ratio = float(rows[0][1]), float(rows[0][2]), float(rows[0][3])
+    assert ratio == pytest.approx(e / j, rel=0.3, abs=0.1)  # the printed milliseconds are rounded
+
+
+def test_epoch_eval_benchmark(capsys):
+    _load("epoch_eval").main(["--max-sequences", "6", "--batch-size", "3", "--epochs", "1", "--iwae", "4",
+                              "--seq-subset", "2", "--threads", "1"])
+    out = capsys.readouterr().out
+    m = re.search(r"epoch s: engine ([\d.]+), pyro ([\d.]+), plain ([\d.]+)", out)
+    assert m
+    engine, pyro_s, plain = map(float, m.groups())
+    r = re.search(r"ratio pyro/plain: ([\d.]+)", out)
+    assert float(r.group(1)) == pytest.approx(pyro_s / plain, rel=0.05, abs=0.02)
+    assert re.search(r"negative ELBO \(10 particles\) [\d.]+ s \(-?[\d.]+/step\); IWAE K=4", out)
+    r = re.search(r"vectorised ([\d.]+) s, one particle at a time ([\d.]+) s; ratio sequential/vectorised: "
+                  r"([\d.]+) \(bounds differ by ([\d.]+) nats/step\)", out)
+    assert r and float(r.group(3)) > 0
