@@ -156,6 +156,12 @@ class LeanTraceMeanField_ELBO(TraceMeanField_ELBO):
                 continue
             g["kl_qp"] = scale_and_mask(kl, scale=g["scale"], mask=g["mask"])
         model_trace.compute_log_prob(lambda name, site: site["is_observed"] or name in needs_density)
+        for name, site in guide_trace.nodes.items():
+            if site["type"] == "sample" and name not in model_trace.nodes:
+                if not site["infer"].get("is_auxiliary"):
+                    raise ValueError(f"guide site {name!r} has no model site; mark it "
+                                     "infer={'is_auxiliary': True} if it is an auxiliary variable")
+                needs_density.add(name)
         for name in needs_density:
             site = guide_trace.nodes[name]
             parts = site["fn"].score_parts(site["value"], *site["args"], **site["kwargs"])
@@ -188,9 +194,8 @@ class LeanTraceMeanField_ELBO(TraceMeanField_ELBO):
                 elbo = elbo - g["kl_qp"].sum()
             else:
                 elbo = elbo + site["log_prob_sum"] - g["score_parts"].entropy_term.sum()
-        for name, g in guide_trace.nodes.items():
+        for name, g in guide_trace.nodes.items():  # auxiliary guide sites
             if g["type"] == "sample" and name not in model_trace.nodes:
-                raise ValueError(f"guide site {name!r} has no model site; auxiliary guide sites are not supported "
-                                 "by LeanTraceMeanField_ELBO (use pyro.infer.TraceMeanField_ELBO)")
+                elbo = elbo - g["score_parts"].entropy_term.sum()
         loss = -(elbo.detach() if torch._C._get_tracing_state() else torch_item(elbo))
         return loss, -elbo

@@ -115,3 +115,82 @@ def test_copies_and_pickles_start_without_shared_states():
     assert len(pickle.loads(pickle.dumps(model))._shared) == 0
     model(x, mask)
     assert len(model._shared) == 0
+
+
+def _lean_cases():
+    from pyro_dssm import list_models
+
+    return [(n, g, iaf) for n in list_models() for g in ("partial", "full") for iaf in (0, 2)]
+
+
+@pytest.mark.parametrize("name,guide,iaf", _lean_cases())
+def test_lean_elbo_equals_pyros_trace_mean_field_elbo(name, guide, iaf):
+    """Same estimator: equal loss and gradients under the same seed, with analytic KL (no IAF) and MC (IAF)."""
+    import warnings
+
+    from pyro_dssm.infer import LeanTraceMeanField_ELBO
+
+    model = create_model(name, x_dim=X_DIM, emission="bernoulli", **TINY)
+    g = create_guide(guide, model, **TINY_GUIDE, num_iafs=iaf, iaf_dim=6)
+    x, mask = ragged_batch(X_DIM, binary=True)
+    params = list(model.parameters()) + list(g.parameters())
+    out = []
+    for elbo in (TraceMeanField_ELBO(), LeanTraceMeanField_ELBO()):
+        torch.manual_seed(2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no mean-field order or shape warnings either
+            loss = elbo.differentiable_loss(model, g, x, mask, annealing_factor=0.4)
+        out.append((loss.detach(), torch.autograd.grad(loss, params, allow_unused=True)))
+    (l1, g1), (l2, g2) = out
+    assert torch.allclose(l1, l2, rtol=1e-6, atol=1e-5)
+    for a, b in zip(g1, g2):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_lean_elbo_vectorised_particles_and_errors():
+    import pyro
+    import pyro.distributions as dist
+
+    from pyro_dssm.infer import LeanTraceMeanField_ELBO
+
+    model = create_model("arssm", x_dim=X_DIM, **TINY)
+    g = create_guide("full", model, **TINY_GUIDE)
+    x, mask = ragged_batch(X_DIM)
+    kw = dict(num_particles=50, vectorize_particles=True, max_plate_nesting=1)
+    pyro.set_rng_seed(3)
+    a = TraceMeanField_ELBO(**kw).loss(model, g, x, mask)
+    pyro.set_rng_seed(3)
+    b = LeanTraceMeanField_ELBO(**kw).loss(model, g, x, mask)
+    assert a == pytest.approx(b, rel=1e-6)
+
+    def m(x):
+        z = pyro.sample("z", dist.Normal(0.0, 1.0))
+        pyro.sample("x", dist.Normal(z, 1.0), obs=x)
+
+    def aux_guide(x, aux=True):
+        w = pyro.sample("w", dist.Normal(0.3, 0.5), infer={"is_auxiliary": True} if aux else {})
+        pyro.sample("z", dist.Normal(w, 1.0))
+
+    losses = []
+    for elbo in (TraceMeanField_ELBO(), LeanTraceMeanField_ELBO()):  # auxiliary sites: the same entropy term
+        pyro.set_rng_seed(4)
+        losses.append(elbo.loss(m, aux_guide, torch.tensor(0.5)))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    with pytest.raises(ValueError, match="'w' has no model site"), pytest.warns(UserWarning, match="auxiliary"):
+        LeanTraceMeanField_ELBO().loss(m, lambda x: aux_guide(x, aux=False), torch.tensor(0.5))
+    with pytest.raises(NotImplementedError, match="reparameterised"):
+        LeanTraceMeanField_ELBO().differentiable_loss(
+            lambda x: (pyro.sample("k", dist.Poisson(3.0)), pyro.sample("x", dist.Normal(0.0, 1.0), obs=x)),
+            lambda x: pyro.sample("k", dist.Poisson(2.0)), torch.tensor(0.5))
+
+
+def test_engine_and_loop_use_the_lean_elbo():
+    from pyro_dssm.config import TrainConfig
+    from pyro_dssm.infer import LeanTraceMeanField_ELBO
+    from pyro_dssm.training.engine import DSSMTask, build_model_and_guide
+
+    cfg = TrainConfig(model="dmm", guide="full", z_dim=3, h_dim=6, hidden_dim=6, guide_rnn_dim=6)
+    task = DSSMTask(*build_model_and_guide(cfg, 4, "gaussian"), cfg)
+    assert isinstance(task.elbo.elbo, LeanTraceMeanField_ELBO)

@@ -1,7 +1,8 @@
 """The training engine: Lightning runs the loop, the Pyro loss is an ``ELBOModule``.
 
-``TraceMeanField_ELBO()(model, guide)`` turns the model/guide pair into a
-``torch.nn.Module`` whose forward is the differentiable negative ELBO. With
+``LeanTraceMeanField_ELBO()(model, guide)`` (Pyro's ``TraceMeanField_ELBO`` estimator,
+computing only the log-densities it uses; see :mod:`pyro_dssm.infer`) turns the
+model/guide pair into a ``torch.nn.Module`` whose forward is the differentiable negative ELBO. With
 Pyro's module-local parameters the parameters live on the modules, so plain
 PyTorch optimisers, Lightning checkpoints and DDP apply unchanged.
 
@@ -41,6 +42,7 @@ from pyro.infer import JitTraceMeanField_ELBO, TraceMeanField_ELBO
 
 from ..config import TrainConfig, save_config
 from ..data.corpus import SPLITS, Corpus, PadCollate, SequenceDataset, length_buckets, load_arrays
+from ..infer import LeanTraceMeanField_ELBO
 from ..utils import atomic_write_bytes, atomic_write_text
 
 __all__ = ["DSSMTask", "SequenceDataModule", "AtomicCheckpointIO", "build_corpus", "build_model_and_guide",
@@ -229,7 +231,7 @@ class DSSMTask(L.LightningModule):
         if cfg.jit:
             elbo = CachedJitTraceMeanField_ELBO(ignore_jit_warnings=True)(_Positional(model), _Positional(guide))
         else:
-            elbo = TraceMeanField_ELBO()(model, guide)
+            elbo = LeanTraceMeanField_ELBO()(model, guide)
         # kept out of the module tree so that the state dict has one copy of each parameter
         object.__setattr__(self, "elbo", elbo)
         self._val_sums: List[torch.Tensor] = []

@@ -1,4 +1,4 @@
-"""A minimal SVI training loop: ``TraceMeanField_ELBO`` with a PyTorch optimiser.
+"""A minimal SVI training loop: the mean-field ELBO (``LeanTraceMeanField_ELBO``) with a PyTorch optimiser.
 
 The model and guide are ``PyroModule``s, so their parameters are ordinary
 ``nn.Parameter``s: plain ``torch.optim`` and gradient-*norm* clipping apply
@@ -12,7 +12,8 @@ from typing import Callable, List, Optional
 import torch
 
 import pyro
-from pyro.infer import TraceMeanField_ELBO
+
+from ..infer import LeanTraceMeanField_ELBO
 
 __all__ = ["fit", "negative_elbo_per_step"]
 
@@ -34,7 +35,7 @@ def fit(model, guide, x: torch.Tensor, mask: Optional[torch.Tensor] = None, *, e
     The loss is the negative ELBO per time step (summed over the batch, divided
     by its number of valid steps).
     """
-    elbo = TraceMeanField_ELBO()
+    elbo = LeanTraceMeanField_ELBO()
     g = torch.Generator().manual_seed(seed)
     pyro.set_rng_seed(seed)
     params = list({id(p): p for p in list(model.parameters()) + list(guide.parameters())}.values())
@@ -64,6 +65,6 @@ def fit(model, guide, x: torch.Tensor, mask: Optional[torch.Tensor] = None, *, e
 def negative_elbo_per_step(model, guide, x: torch.Tensor, mask: Optional[torch.Tensor] = None,
                            num_particles: int = 10) -> float:
     """Test negative ELBO per time step (Table II's measure), averaged over ``num_particles`` draws."""
-    elbo = TraceMeanField_ELBO(num_particles=num_particles, vectorize_particles=True, max_plate_nesting=1)
+    elbo = LeanTraceMeanField_ELBO(num_particles=num_particles, vectorize_particles=True, max_plate_nesting=1)
     n_steps = x.shape[0] * x.shape[1] if mask is None else int(mask.sum())
     return elbo.loss(model, guide, x, mask) / n_steps
