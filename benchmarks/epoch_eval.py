@@ -7,7 +7,7 @@ alternating epoch by epoch:
 
 * ``engine``: one epoch of ``lightning.Trainer.fit`` on the engine's ``DSSMTask``
   (no validation, no checkpoints: the training loop alone);
-* ``pyro``: a hand-written loop around the same ``TraceMeanField_ELBO`` loss;
+* ``ours``: a hand-written loop around the same loss (``LeanTraceMeanField_ELBO``, the engine's);
 * ``plain``: the same loop around the plain-PyTorch ELBO of ``plain_elbo.py``.
 
 Evaluation on the test split, as ``scripts/evaluate.py`` does it
@@ -120,9 +120,9 @@ def main(argv=None):
 
     anneal = cfg.annealing_factor(0)
     if guide.config.num_iafs:
-        variants = {"engine": engine_epoch, "pyro": lambda: loop(lambda x, m: task.negative_elbo(x, m, anneal))}
+        variants = {"engine": engine_epoch, "ours": lambda: loop(lambda x, m: task.negative_elbo(x, m, anneal))}
     else:
-        variants = {"engine": engine_epoch, "pyro": lambda: loop(lambda x, m: task.negative_elbo(x, m, anneal)),
+        variants = {"engine": engine_epoch, "ours": lambda: loop(lambda x, m: task.negative_elbo(x, m, anneal)),
                     "plain": lambda: loop(lambda x, m: plain_negative_elbo(model, guide, x, m, anneal))}
     times = {k: [] for k in variants}
     for _ in range(args.epochs):
@@ -133,8 +133,8 @@ def main(argv=None):
     med = {k: statistics.median(v) for k, v in times.items()}
     print("epoch s: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
     if "plain" in med:
-        print(f"ratio pyro/plain: {med['pyro'] / med['plain']:.2f}   engine/plain: {med['engine'] / med['plain']:.2f}")
-    print(f"ratio engine/pyro: {med['engine'] / med['pyro']:.2f}")
+        print(f"ratio ours/plain: {med['ours'] / med['plain']:.2f}   engine/plain: {med['engine'] / med['plain']:.2f}")
+    print(f"ratio engine/ours: {med['engine'] / med['ours']:.2f}")
 
     # --- evaluation ------------------------------------------------------------------------------
     from pyro_dssm.data.corpus import pad_sequences
