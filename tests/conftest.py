@@ -31,3 +31,17 @@ def ragged_batch(x_dim=4, lengths=(6, 4, 1, 6), binary=False, seed=0):
     x = (torch.rand(B, T, x_dim, generator=g) < 0.3).float() if binary else torch.randn(B, T, x_dim, generator=g)
     mask = torch.arange(T) < torch.tensor(lengths).unsqueeze(-1)
     return x * mask.unsqueeze(-1), mask
+
+
+def valid_guides(model):
+    """The guide names whose plan exists for ``model`` (a DSSM, spec or preset name)."""
+    import pyro_dssm
+
+    out = []
+    for g in pyro_dssm.list_guides():
+        try:
+            pyro_dssm.guide_plan(g, model)
+        except ValueError:
+            continue
+        out.append(g)
+    return out

@@ -41,23 +41,12 @@ def test_speech_features_benchmark(capsys, monkeypatch, tmp_path):
     assert re.search(r"from cache [\d.]+ s, ratio [\d.]+x", out)
 
 
-def _valid_guides(model):
-    import pyro_dssm
-
-    out = []
-    for g in pyro_dssm.list_guides():
-        try:
-            pyro_dssm.guide_plan(g, model)
-        except ValueError:
-            continue
-        out.append(g)
-    return out
-
-
 def _preset_guide_cases():
     from pyro_dssm import create_model, list_models
 
-    return [(n, g) for n in list_models() for g in _valid_guides(create_model(n, x_dim=4))]
+    from conftest import valid_guides
+
+    return [(n, g) for n in list_models() for g in valid_guides(create_model(n, x_dim=4))]
 
 
 @pytest.mark.parametrize("name,guide", _preset_guide_cases())
@@ -94,16 +83,12 @@ def test_plain_reference_is_the_same_elbo_with_the_same_gradients(name, guide):
 def test_plain_reference_refuses_flows():
     from pyro_dssm import create_guide, create_model
 
+    from conftest import ragged_batch
+
     model = create_model("dmm", x_dim=4, z_dim=3)
     g = create_guide("full", model, num_iafs=1, iaf_dim=8)
     with pytest.raises(ValueError, match="no flows"):
-        _load("plain_elbo").plain_negative_elbo(model, g, *ragged_like())
-
-
-def ragged_like():
-    from conftest import ragged_batch
-
-    return ragged_batch(4)
+        _load("plain_elbo").plain_negative_elbo(model, g, *ragged_batch(4))
 
 
 def test_svi_step_benchmark(capsys, tmp_path):

@@ -8,30 +8,18 @@ import pyro.poutine as poutine
 from pyro.infer import SVI, TraceMeanField_ELBO
 from pyro.optim import Adam
 
-import pyro_dssm
-from pyro_dssm import create_guide, create_model, list_guides, list_models, list_specs, site_name
+from pyro_dssm import create_guide, create_model, list_models, list_specs, site_name
 from pyro_dssm.infer import log_weights
 
-from conftest import TINY, TINY_GUIDE, ragged_batch
+from conftest import TINY, TINY_GUIDE, ragged_batch, valid_guides
 
 X_DIM = 4
-
-
-def _valid_guides(model):
-    out = []
-    for g in list_guides():
-        try:
-            pyro_dssm.guide_plan(g, model)
-        except ValueError:
-            continue
-        out.append(g)
-    return out
 
 
 PRESET_CASES = []
 for _name in list_models():
     _m = create_model(_name, x_dim=X_DIM, **TINY)
-    for _g in _valid_guides(_m):
+    for _g in valid_guides(_m):
         for _iaf in ("none", "iaf", "conditional"):
             PRESET_CASES.append((_name, _g, _iaf))
 SPEC_CASES = [(s.name, g) for s in list_specs() for g in ("partial", "full")]

@@ -163,16 +163,13 @@ def test_batches_keep_the_sampler_order():
 
 
 def _jit_cases():
-    from pyro_dssm import create_model, guide_plan, list_guides, list_models
+    from pyro_dssm import create_model, list_models
+
+    from conftest import valid_guides
 
     cases = []
     for name in list_models():
-        m = create_model(name, x_dim=4)
-        for g in list_guides():
-            try:
-                guide_plan(g, m)
-            except ValueError:
-                continue
+        for g in valid_guides(create_model(name, x_dim=4)):
             for iaf in (0, 2):
                 # the default run: every preset with both alignment styles, flows for two of them
                 quick = g in ("partial", "full") and (iaf == 0 or (g == "full" and name in ("arssm", "vrnn")))
