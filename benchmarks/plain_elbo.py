@@ -52,7 +52,7 @@ def plain_negative_elbo(model, guide, x: torch.Tensor, mask: Optional[torch.Tens
         c = guide.H_0
     # model: the GRU over x (h^x_0 .. h^x_T), run once per batch: the guide's run if it made one
     hx_seq = model._shared_observation_states(model.x_rnn, x) if (spec.has_x_rnn and not joint) else None
-    model._shared.clear()
+    model.clear_shared_states()
     h_z = model.h_z0 if spec.has_z_rnn else None
     z_prev = None if spec.transition else model.z_0
     x_prev = x.new_zeros(x.shape[-1])

@@ -20,6 +20,8 @@ from pyro.distributions.util import scale_and_mask
 from pyro.infer import TraceMeanField_ELBO
 from pyro.infer.trace_mean_field_elbo import _check_mean_field_requirement
 from pyro.infer.util import torch_item
+from pyro.poutine.util import is_validation_enabled, prune_subsample_sites
+from pyro.util import check_model_guide_match, check_site_shape
 from torch.distributions import kl_divergence
 
 from .models.dssm import DSSM
@@ -134,13 +136,10 @@ class LeanTraceMeanField_ELBO(TraceMeanField_ELBO):
     """
 
     def _get_trace(self, model, guide, args, kwargs):
-        from pyro.poutine.util import prune_subsample_sites
-        from pyro.util import check_model_guide_match, check_site_shape
-
         guide_trace = poutine.trace(guide, graph_type="flat").get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace), graph_type="flat").get_trace(
             *args, **kwargs)
-        validate = pyro.poutine.util.is_validation_enabled()
+        validate = is_validation_enabled()
         if validate:
             check_model_guide_match(model_trace, guide_trace, self.max_plate_nesting)
         guide_trace, model_trace = prune_subsample_sites(guide_trace), prune_subsample_sites(model_trace)
@@ -178,7 +177,7 @@ class LeanTraceMeanField_ELBO(TraceMeanField_ELBO):
         return model_trace, guide_trace
 
     def _differentiable_loss_particle(self, model_trace, guide_trace):
-        validate = pyro.poutine.util.is_validation_enabled()
+        validate = is_validation_enabled()
         elbo = 0.0
         for name, site in model_trace.nodes.items():
             if site["type"] != "sample":

@@ -286,7 +286,7 @@ class DSSMGuide(PyroModule):
         model = self.model
         check_annealing(annealing_factor)
         if model is not None:
-            model._shared.clear()  # states of an earlier guide run that no model call took
+            model.clear_shared_states()  # states of an earlier guide run that no model call took
         x, mask, lengths = check_observations(x, mask, self.x_dim, self.emission)
         B, T, _ = x.shape
         # networks fetched once per call (a PyroModule issues pyro.param statements per access)

@@ -102,6 +102,16 @@ def _view_key(t: Optional[torch.Tensor]):
     return (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(), t._version)
 
 
+def _latent_key(z_t, h_prev, x_prev):
+    """Key of ``h^z_t = d(z_t, h_prev[, x_prev])`` in :class:`SharedStates`."""
+    return "z", id(z_t), id(h_prev), _view_key(x_prev)
+
+
+def _observation_key(x):
+    """Key of the GRU states over ``x`` in :class:`SharedStates`."""
+    return "x", _view_key(x)
+
+
 def _param_versions(module: nn.Module) -> tuple:
     return tuple(p._version for p in module.parameters())
 
@@ -265,8 +275,8 @@ class DSSM(PyroModule):
 
         The result is remembered until the model's next call, which reuses it when it
         meets the same ``(z_t, h_prev, x_prev)`` (see the note above). A guide of your
-        own that calls this outside an ELBO should call ``model._shared.clear()`` at its
-        start, as :class:`~pyro_dssm.guides.DSSMGuide` does.
+        own that calls this outside an ELBO should call :meth:`clear_shared_states` at
+        its start, as :class:`~pyro_dssm.guides.DSSMGuide` does.
 
         Args:
             z_t: ``(*batch, z_dim)``; h_prev: ``(*batch, h_dim)``;
@@ -276,8 +286,12 @@ class DSSM(PyroModule):
         z_cell = self.z_cell
         x_prev = x_prev if self.joint else None
         h = self._latent_step(z_cell, z_t, h_prev, x_prev)
-        self._shared.put(("z", id(z_t), id(h_prev), _view_key(x_prev)), (z_t, h_prev), z_cell, h, keep=x_prev)
+        self._shared.put(_latent_key(z_t, h_prev, x_prev), (z_t, h_prev), z_cell, h, keep=x_prev)
         return h
+
+    def clear_shared_states(self) -> None:
+        """Forget the states remembered by :meth:`latent_rnn_step` and :meth:`observation_rnn`."""
+        self._shared.clear()
 
     def initial_observation(self, x: torch.Tensor) -> torch.Tensor:
         """``x_0``, the zero observation before the first step ``(x_dim,)``, on ``x``'s device."""
@@ -291,7 +305,7 @@ class DSSM(PyroModule):
     def _shared_latent_step(self, z_cell: nn.GRUCell, z_t, h_prev, x_prev=None) -> torch.Tensor:
         """:meth:`_latent_step`, or the guide's result for the same inputs."""
         x_prev = x_prev if self.joint else None
-        h = self._shared.take(("z", id(z_t), id(h_prev), _view_key(x_prev)), (z_t, h_prev), z_cell)
+        h = self._shared.take(_latent_key(z_t, h_prev, x_prev), (z_t, h_prev), z_cell)
         return self._latent_step(z_cell, z_t, h_prev, x_prev) if h is None else h
 
     def observation_rnn(self, x: torch.Tensor) -> torch.Tensor:
@@ -301,7 +315,7 @@ class DSSM(PyroModule):
         """
         x_rnn = self.x_rnn
         out = self._observation_states(x_rnn, x)
-        self._shared.put(("x", _view_key(x)), (x,), x_rnn, out)
+        self._shared.put(_observation_key(x), (x,), x_rnn, out)
         return out
 
     def _observation_states(self, x_rnn: nn.GRU, x: torch.Tensor) -> torch.Tensor:
@@ -311,7 +325,7 @@ class DSSM(PyroModule):
         return torch.cat([h0.unsqueeze(1), out], dim=1)
 
     def _shared_observation_states(self, x_rnn: nn.GRU, x: torch.Tensor) -> torch.Tensor:
-        out = self._shared.take(("x", _view_key(x)), (x,), x_rnn)
+        out = self._shared.take(_observation_key(x), (x,), x_rnn)
         return self._observation_states(x_rnn, x) if out is None else out
 
     # ---------------------------------------------------------------- model
@@ -385,7 +399,7 @@ class DSSM(PyroModule):
                 if h_x is not None:
                     h_x = hx_seq[:, t] if t <= T_obs else gru_step(x_rnn, x_t, h_x)
                 z_prev = z_t
-        self._shared.clear()
+        self.clear_shared_states()
         return torch.stack(torch.broadcast_tensors(*xs), dim=-2)
 
     # ----------------------------------------------------------- generation
