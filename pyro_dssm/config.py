@@ -33,7 +33,7 @@ class TrainConfig:
     emission: Optional[str] = None  # None: bernoulli for binary data, itakura_saito for speech, else gaussian
     model_options: Dict[str, Any] = field(default_factory=dict)  # any other ModelConfig field
     # data
-    data: str = "bach"  # bach, jsb, nottingham, musedata, piano, speech, asterisk, librispeech-SUBSET, a file, a folder
+    data: str = "bach"  # bach, jsb, ..., speech, asterisk, librispeech-SUBSET, flame, macro, a file, a folder
     data_root: Optional[str] = None  # folder of downloaded corpora (default: $PYRO_DSSM_DATA or the user cache)
     frames_per_quarter: int = 1  # MIDI/MusicXML folders only
     max_sequences: Optional[int] = None  # keep only the first N sequences of each split (quick checks)

@@ -211,9 +211,13 @@ def wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
 
 
 def evaluate_resynthesis(model, guide, corpus, out_dir, *, latents: str = "sample", batch_size: int = 8,
-                         seed: int = 0, save_wav: bool = True, figure_items: int = 3,
+                         seed: int = 0, save_wav: bool = True, figure_items: int = 3, split: str = "test",
                          log=print) -> Dict[str, Any]:
-    """Table I for one run: resynthesise every test utterance of a speech corpus and score it.
+    """Table I for one run: resynthesise every utterance of a split of a speech corpus and score it.
+
+    ``split="test"`` gives Table I's numbers; ``"train"`` (whole training files, read back
+    through :meth:`~pyro_dssm.data.speech.SpeechCorpus.utterances`) gives Table III's
+    training side.
 
     Writes into ``out_dir``: ``utterances.csv`` (one row per utterance), ``summary.json``
     (mean, median and 95% interval of each metric), ``wav/*.wav`` (resynthesised
@@ -230,8 +234,8 @@ def evaluate_resynthesis(model, guide, corpus, out_dir, *, latents: str = "sampl
     cfg: STFTConfig = corpus.stft
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = list(corpus.ids["test"])
-    items = analysis_resynthesis(model, guide, corpus.test_waves, corpus.splits["test"], cfg, latents=latents,
+    names, waves, power = corpus.utterances(split)
+    items = analysis_resynthesis(model, guide, waves, power, cfg, latents=latents,
                                  batch_size=batch_size, seed=seed)
     rows = []
     for name, item in zip(names, items):
@@ -255,7 +259,8 @@ def evaluate_resynthesis(model, guide, corpus, out_dir, *, latents: str = "sampl
             metrics[key] = summarize(vals)
     summary = {"latents": latents, "utterances": len(rows), "metrics": metrics, "not_scored": skipped,
                "stft": {"sample_rate": cfg.sample_rate, "n_fft": cfg.n_fft, "hop": cfg.hop, "window": "sine"},
-               "pesq_mode": "wide band (P.862.2)", "estoi": "pystoi, extended=True", "seed": seed}
+               "pesq_mode": "wide band (P.862.2)", "estoi": "pystoi, extended=True", "seed": seed,
+               "split": split}
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     if figure_items:
         k = min(figure_items, len(items))
@@ -263,5 +268,5 @@ def evaluate_resynthesis(model, guide, corpus, out_dir, *, latents: str = "sampl
     if log:
         parts = [f"{k} mean {v['mean']:.3f} [95% CI {v['ci_low']:.3f}, {v['ci_high']:.3f}], median {v['median']:.3f}"
                  for k, v in metrics.items()]
-        log(f"analysis-resynthesis of {len(rows)} test utterances ({latents} latents): " + ", ".join(parts))
+        log(f"analysis-resynthesis of {len(rows)} {split} utterances ({latents} latents): " + ", ".join(parts))
     return summary

@@ -17,8 +17,9 @@ equals ``-RenyiELBO(alpha=0, num_particles=K, vectorize_particles=True)`` summed
 over sequences (Pyro's ``vectorized_importance_weights`` would pool the batch).
 
 On a speech run (``--data speech``, ``asterisk``, ``librispeech-*`` or an audio folder)
-every test utterance is also resynthesised in teacher-forcing mode (see
-``pyro_dssm.resynthesis``) into ``RUN_DIR/resynthesis-LATENTS/``: ``utterances.csv``
+every utterance of the split is also resynthesised in teacher-forcing mode (see
+``pyro_dssm.resynthesis``) into ``RUN_DIR/resynthesis-LATENTS/`` (test split) or
+``RUN_DIR/resynthesis-LATENTS-train/`` (``--split train``: whole training files): ``utterances.csv``
 (per-utterance SI-SDR, PESQ-WB, ESTOI), ``summary.json`` (mean, median, 95%
 interval), ``wav/`` (resynthesised speech) and ``mel_spectrograms.png``.
 """
@@ -103,12 +104,12 @@ def main(argv=None) -> int:
         msg += f", NLL per step <= {res['nll_per_step']:.4f} (IWAE, K={args.iwae})"
     print(msg)
     print(f"wrote {run / f'eval_{args.split}.json'} and {run / f'eval_{args.split}.csv'}")
-    if is_speech and args.split == "test":
+    if is_speech and args.split != "valid":
         from pyro_dssm.resynthesis import evaluate_resynthesis
 
-        out = run / f"resynthesis-{args.latents}"
+        out = run / (f"resynthesis-{args.latents}" + ("" if args.split == "test" else f"-{args.split}"))
         summary = evaluate_resynthesis(model, guide, corpus, out, latents=args.latents, seed=args.seed,
-                                       save_wav=args.wav, figure_items=args.figure_items)
+                                       save_wav=args.wav, figure_items=args.figure_items, split=args.split)
         summary.update(model=cfg.model, guide=cfg.guide, iaf=cfg.iaf, data=corpus.name, checkpoint=args.checkpoint)
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
         print(f"wrote {out}/ (utterances.csv, summary.json{', wav/' if args.wav else ''}"

@@ -16,7 +16,9 @@ LibriSpeech subset with a 90/10 split by file), with App. C's settings: 16 kHz,
 1e-3, 1000 epochs without early stopping, plus Sec. III's batches of 100,
 norm clipping at 10 and KL annealing over 100 epochs; Itakura-Saito likelihood.
 App. C gives no network sizes either; we use the music sizes. Also
-``speech/demo-asterisk.yaml``, a short ArSSM run on the offline asterisk corpus.
+``speech/demo-asterisk.yaml``, a short ArSSM run on the offline asterisk corpus, and
+``speech/asterisk/``: the music grid's six models x {partial, full} with App. C's
+settings on that corpus (issue 8's reproduction).
 
 LS4 (its Table 1 and Fig. 1): ``ls4/{flame, fred-md, nn5-daily, temperature-rain,
 solar-weekly}.yaml`` with App. D.1's settings: learning rate 1e-3 without weight
@@ -24,6 +26,15 @@ decay (Adam = AdamW here), batches of 64, 5 latent dimensions, 64 SSM channels w
 64 states, 4 blocks per stack, observation standard deviation 0.1, 7000 epochs
 (1000 for Temperature Rain, which also gets a sigmoid output); FLAME, whose epochs
 the paper does not give, 500. The weight EMA of App. D.1 is not used.
+
+Music on the shipped Bach chorales (issue 8's reproduction, ``music/bach/``):
+{arssm, fssm, vrnn, srnn, rssm, dmm} x {partial, full}, plus 3 IAFs of width 20
+for arssm and srnn, with the Table II settings above. ``configs/experiments/``
+runs them (and the other experiments) over seeds with one command each.
+
+Generation baselines (issue 8): ``ls4/macro.yaml`` (LS4 on statsmodels' macrodata,
+the offline stand-in for FRED-MD) and ``ls4/vrnn-{flame,macro}.yaml`` (VRNN with the
+full-alignment guide, 5 latent dimensions, 64-unit networks) beside LS4.
 
 ``--check`` exits non-zero when the files on disk differ from what this script
 writes (the test suite runs it).
@@ -44,6 +55,10 @@ PAPER_MUSIC = dict(emission="bernoulli", z_dim=16, h_dim=128, hidden_dim=128, gu
                    patience=50, eval_particles=10)
 
 
+BACH_MODELS = MODELS + ("dmm",)  # issue 8's grid: the five of Table II plus DMM
+BACH_IAF_MODELS = ("arssm", "srnn")
+
+
 PAPER_SPEECH = dict(data="librispeech-dev-clean", emission="itakura_saito", sample_rate=16000, stft_n_fft=1024,
                     stft_hop=256, seq_len=50, z_dim=16, h_dim=128, hidden_dim=128, guide_rnn_dim=128, iaf_dim=20,
                     epochs=1000, batch_size=100, lr=1e-3, clip_norm=10.0, anneal_epochs=100, min_annealing=0.1,
@@ -62,6 +77,12 @@ def speech_configs():
                 yield Path("speech") / f"{name}.yaml", dict(model=model, guide=guide, iaf=iaf, **PAPER_SPEECH,
                                                             out=f"runs/speech/{name}")
     yield Path("speech") / "demo-asterisk.yaml", DEMO_SPEECH
+    # issue 8's speech grid on the offline corpus: the music grid's six models x {partial, full}, App. C settings
+    for model in BACH_MODELS:
+        for guide in GUIDES:
+            yield Path("speech") / "asterisk" / f"{model}-{guide}.yaml", dict(
+                model=model, guide=guide, iaf=0, **{**PAPER_SPEECH, "data": "asterisk"},
+                out=f"runs/speech/asterisk/{model}-{guide}")
 
 
 # App. D.1; levels/depth as the authors' Monash configs (pool [1], n_layers 4), EMA 0.999 from step 200 as theirs
@@ -93,6 +114,22 @@ def ls4_configs():
                                                      model_options=opts, out="runs/ls4/flame-irregular")
 
 
+# issue 8's generation comparison: VRNN (full alignment) beside LS4 on FLAME and on statsmodels' macrodata, the
+# offline stand-in for FRED-MD (LS4 gets App. D.1's settings; 2000 epochs on macro are our choice)
+VRNN_BASELINE = dict(model="vrnn", guide="full", iaf=0, emission="gaussian", z_dim=5, h_dim=64, hidden_dim=64,
+                     guide_rnn_dim=64, batch_size=64, lr=1e-3, clip_norm=10.0, anneal_epochs=0, patience=0,
+                     eval_particles=1)
+
+
+def generation_configs():
+    opts = {"N": 64, "depth": 4, "levels": 1, "obs_scale": 0.1, "decoder_uses_x": False}
+    yield Path("ls4") / "macro.yaml", dict(LS4_COMMON, data="macro", epochs=2000, model_options=opts,
+                                           out="runs/ls4/macro")
+    for data, epochs in (("flame", 500), ("macro", 2000)):
+        yield Path("ls4") / f"vrnn-{data}.yaml", dict(VRNN_BASELINE, data=data, epochs=epochs,
+                                                      out=f"runs/ls4/vrnn-{data}")
+
+
 def music_configs():
     for data in DATASETS:
         for model in MODELS:
@@ -102,6 +139,15 @@ def music_configs():
                     cfg = dict(model=model, guide=guide, iaf=iaf, data=data, **PAPER_MUSIC,
                                out=f"runs/music/{data}/{name}")
                     yield Path("music") / data / f"{name}.yaml", cfg
+
+
+def bach_configs():
+    for model in BACH_MODELS:
+        for guide in GUIDES:
+            for iaf in (0, 3) if model in BACH_IAF_MODELS else (0,):
+                name = f"{model}-{guide}" + (f"-iaf{iaf}" if iaf else "")
+                cfg = dict(model=model, guide=guide, iaf=iaf, data="bach", **PAPER_MUSIC, out=f"runs/music/bach/{name}")
+                yield Path("music") / "bach" / f"{name}.yaml", cfg
 
 
 def render(cfg) -> str:
@@ -115,7 +161,7 @@ def main(argv=None) -> int:
     p.add_argument("--check", action="store_true", help="compare with the files on disk instead of writing")
     args = p.parse_args(argv)
     stale = []
-    for rel, cfg in [*music_configs(), *speech_configs(), *ls4_configs()]:
+    for rel, cfg in [*music_configs(), *bach_configs(), *speech_configs(), *ls4_configs(), *generation_configs()]:
         path = ROOT / rel
         text = render(cfg)
         if args.check:

@@ -41,7 +41,7 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -304,14 +304,32 @@ class SpeechCorpus(Corpus):
     kind = "speech"
 
     def __init__(self, splits, *, stft: STFTConfig, root: str, files: Dict[str, List[str]],
-                 test_waves: List[np.ndarray], settings: Dict[str, object], **kw):
+                 test_waves: List[np.ndarray], settings: Dict[str, object],
+                 reload: Optional[Callable[[Sequence[str]], Tuple[List[np.ndarray], List[np.ndarray]]]] = None, **kw):
         super().__init__(splits, **kw)
         self.stft, self.root, self.files, self.test_waves, self.settings = stft, root, files, test_waves, settings
+        self._reload = reload
 
     def head(self, n: int) -> "SpeechCorpus":
         out = super().head(n)
         out.test_waves = self.test_waves[:n]
+        out.files = {**self.files, "test": self.files["test"][:n]}
         return out
+
+    def utterances(self, split: str = "test") -> Tuple[List[str], List[np.ndarray], List[np.ndarray]]:
+        """Whole utterances of a split: ``(file names, waveforms (N_i,), power spectrograms (T_i, F))``.
+
+        The test split is held in memory; the training and validation files (kept as
+        ``seq_len``-frame pieces) are read back from the corpus cache, or preprocessed again.
+        """
+        if split == "test":
+            return list(self.files["test"]), list(self.test_waves), list(self.splits["test"])
+        if split not in self.files:
+            raise ValueError(f"unknown split {split!r}; one of {list(self.files)}")
+        if self._reload is None:
+            raise ValueError(f"this corpus cannot reload the whole utterances of its {split!r} split")
+        waves, power = self._reload(self.files[split])
+        return list(self.files[split]), waves, power
 
 
 def cache_root() -> Path:
@@ -392,6 +410,15 @@ def load_speech_folder(root: Union[str, os.PathLike], *, stft_config: STFTConfig
     else:
         waves, power = loaded
     index = {f: i for i, f in enumerate(files)}
+
+    def reload(names: Sequence[str]) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+        cached = _load_cached(path, len(files)) if path is not None and path.is_file() else None
+        if cached is None:
+            w = [preprocess_waveform(load_audio(root / f, stft_config.sample_rate), top_db=top_db, cfg=stft_config,
+                                     where=str(root / f)) for f in names]
+            return w, power_spectrograms(w, stft_config)
+        return [np.array(cached[0][index[f]]) for f in names], [np.array(cached[1][index[f]]) for f in names]
+
     seqs: Dict[str, List[np.ndarray]] = {s: [] for s in SPLITS}
     ids: Dict[str, List[str]] = {s: [] for s in SPLITS}
     for s in ("train", "valid"):
@@ -404,7 +431,7 @@ def load_speech_folder(root: Union[str, os.PathLike], *, stft_config: STFTConfig
     return SpeechCorpus(seqs, name=name or root.name, source=str(root), ids=ids, stft=stft_config,
                         root=str(root), files=split,
                         # copies: a view would keep every cached waveform of the corpus in memory
-                        test_waves=[np.array(waves[index[f]]) for f in split["test"]],
+                        test_waves=[np.array(waves[index[f]]) for f in split["test"]], reload=reload,
                         settings={**settings, "seq_len": seq_len, "speaker_disjoint": speaker_disjoint,
                                   "test_fraction": test_fraction, "valid_fraction": valid_fraction})
 

@@ -78,6 +78,10 @@ def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
 
         powers = FLAME_POWERS if name == "flame" else (int(name[len("flame-p"):]),)
         corpus = load_flame(powers, seed=cfg.seed)
+    elif name in ("macro", "macrodata"):
+        from ..data.macro import load_macrodata
+
+        corpus = load_macrodata(seed=cfg.seed)
     elif name in MONASH:
         from ..data.monash import load_monash
 
@@ -115,8 +119,8 @@ def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
         elif not path.exists():
             raise FileNotFoundError(
                 f"data {name!r} is neither a known corpus (bach, {', '.join(MUSIC_BENCHMARKS)}, speech, asterisk, "
-                f"librispeech-SUBSET, flame, flame-pP, {', '.join(MONASH)}, ushcn, physionet) nor an existing file "
-                "or folder")
+                f"librispeech-SUBSET, flame, flame-pP, macro, {', '.join(MONASH)}, ushcn, physionet) nor an "
+                "existing file or folder")
         else:
             raise ValueError(f"don't know how to read {name!r}: use a .npy/.npz array, a Boulanger .pickle, a "
                              "Monash .tsf file or a folder of MIDI/MusicXML or wav/flac files")

@@ -1,0 +1,448 @@
+"""Paper experiments as data: a grid of run configs x seeds, trained, evaluated and tabulated by one command.
+
+An experiment file (``configs/experiments/*.yaml``) names the run configs (globs
+under the repository), the seeds, the evaluation passes and named *profiles*:
+overrides of the run configs for a given budget (``paper``: none, the papers'
+protocol; ``cpu``: what fits in a CPU session). ``scripts/reproduce.py FILE``
+trains every (config, seed) pair into ``OUT/PROFILE/CONFIG/seedS`` through
+``scripts/train.py`` (a finished run is skipped, an interrupted one resumed),
+evaluates it through ``scripts/evaluate.py`` (skipped when its output exists),
+then writes ``OUT/PROFILE/results.json`` (every run's numbers, wall times and the
+machine) and ``OUT/PROFILE/table.md`` (mean ± std over seeds, beside the papers'
+numbers where they exist).
+
+Example file::
+
+    name: music-bach
+    kind: music                       # music | speech | generation | oracle
+    configs: [configs/music/bach/*.yaml]
+    seeds: [0, 1, 2]
+    evaluate:                         # each pass: evaluate.py arguments and the file it writes
+      - {args: [--iwae, "100"], output: eval_test.json}
+    profiles:
+      paper: {}
+      cpu: {epochs: 20, batch_size: 20, lr: 0.003}
+    out: runs/experiments/music-bach
+
+``kind: oracle`` experiments train no run configs: they call
+:func:`pyro_dssm.oracle.oracle_experiment` with the file's ``oracle`` settings.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+__all__ = ["KINDS", "Experiment", "RunPlan", "load_experiment", "plan_runs", "execute", "collect", "aggregate",
+           "render_table", "machine_info", "mean_std", "REPO_ROOT"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KINDS = ("music", "speech", "generation", "oracle")
+
+
+@dataclass
+class Experiment:
+    """One experiment file (see the module docstring)."""
+
+    name: str
+    kind: str
+    out: str
+    configs: List[str] = field(default_factory=list)
+    seeds: List[int] = field(default_factory=lambda: [0])
+    evaluate: List[Dict[str, Any]] = field(default_factory=list)
+    profiles: Dict[str, Dict[str, Any]] = field(default_factory=lambda: {"paper": {}})
+    description: str = ""
+    oracle: Dict[str, Any] = field(default_factory=dict)
+    path: Optional[str] = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.path or self.name}: unknown experiment kind {self.kind!r}; one of {KINDS}")
+        if not self.seeds or not all(isinstance(s, int) and s >= 0 for s in self.seeds):
+            raise ValueError(f"{self.path or self.name}: seeds must be a non-empty list of integers >= 0, "
+                             f"got {self.seeds!r}")
+        if self.kind != "oracle" and not self.configs:
+            raise ValueError(f"{self.path or self.name}: a {self.kind} experiment needs run configs (configs:)")
+        for e in self.evaluate:
+            if not isinstance(e, dict) or set(e) - {"args", "output"} or "output" not in e:
+                raise ValueError(f"{self.path or self.name}: each evaluate entry is {{args: [...], output: FILE}}, "
+                                 f"got {e!r}")
+        if not self.profiles:
+            raise ValueError(f"{self.path or self.name}: needs at least one profile")
+
+    def profile(self, name: str) -> Dict[str, Any]:
+        if name not in self.profiles:
+            raise ValueError(f"experiment {self.name!r} has no profile {name!r}; it has {sorted(self.profiles)}")
+        return dict(self.profiles[name] or {})
+
+    def out_dir(self, profile: str, root: Union[str, os.PathLike] = REPO_ROOT) -> Path:
+        return Path(root) / self.out / profile
+
+    def config_files(self, root: Union[str, os.PathLike] = REPO_ROOT) -> List[Path]:
+        files: List[Path] = []
+        for pattern in self.configs:
+            found = sorted(Path(p) for p in glob.glob(str(Path(root) / pattern)))
+            if not found:
+                raise FileNotFoundError(f"{self.path or self.name}: no config matches {pattern!r} under {root}")
+            files += [f for f in found if f not in files]
+        return files
+
+
+def load_experiment(path: Union[str, os.PathLike]) -> Experiment:
+    """Read and check an experiment file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no experiment file {path} (see configs/experiments/)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} must hold a mapping of experiment fields")
+    known = set(Experiment.__dataclass_fields__) - {"path"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ValueError(f"{path}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
+    missing = {"name", "kind", "out"} - set(raw)
+    if missing:
+        raise ValueError(f"{path}: missing field(s) {sorted(missing)}")
+    return Experiment(**raw, path=str(path))
+
+
+def _flags(overrides: Dict[str, Any]) -> List[str]:
+    """``{"batch_size": 20, "progress": False}`` -> ``["--batch-size", "20", "--no-progress"]``."""
+    out: List[str] = []
+    for k, v in overrides.items():
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, bool):
+            out.append(flag if v else "--no-" + k.replace("_", "-"))
+        elif k == "model_options":
+            out += [a for kk, vv in v.items() for a in ("--model-option", f"{kk}={json.dumps(vv)}")]
+        else:
+            out += [flag, str(v)]
+    return out
+
+
+@dataclass
+class RunPlan:
+    """One (config, seed) pair: where it runs and the commands that train and evaluate it."""
+
+    config: Path
+    seed: int
+    run_dir: Path
+    train_args: List[str]
+    evaluations: List[Dict[str, Any]]
+
+    @property
+    def key(self) -> str:
+        return f"{self.config.stem}/seed{self.seed}"
+
+    @property
+    def trained(self) -> bool:
+        return (self.run_dir / "metrics.json").is_file()
+
+    def train_command(self) -> List[str]:
+        resume = ["--resume"] if (self.run_dir / "checkpoints" / "last.ckpt").is_file() else []
+        return [sys.executable, str(REPO_ROOT / "scripts" / "train.py"), *self.train_args, *resume]
+
+    def pending_evaluations(self) -> List[List[str]]:
+        return [[sys.executable, str(REPO_ROOT / "scripts" / "evaluate.py"), str(self.run_dir),
+                 *[str(a) for a in e.get("args", [])]]
+                for e in self.evaluations if not (self.run_dir / e["output"]).is_file()]
+
+
+def plan_runs(exp: Experiment, profile: str, *, seeds: Optional[Sequence[int]] = None,
+              only: Optional[Sequence[str]] = None, root: Union[str, os.PathLike] = REPO_ROOT) -> List[RunPlan]:
+    """Every (config, seed) run of ``exp`` under ``profile``'s overrides (``only``: config stems to keep)."""
+    overrides = exp.profile(profile)
+    out = exp.out_dir(profile, root)
+    files = exp.config_files(root)
+    if only:
+        stems = {f.stem for f in files}
+        unknown = sorted(set(only) - stems)
+        if unknown:
+            raise ValueError(f"--only: no config named {unknown} in {exp.name}; there are {sorted(stems)}")
+        files = [f for f in files if f.stem in only]
+    plans = []
+    for s in seeds if seeds is not None else exp.seeds:  # seed-major: a cut-short run still covers every config
+        for f in files:
+            run_dir = out / f.stem / f"seed{s}"
+            args = ["--config", str(f), *_flags(overrides), "--seed", str(s), "--out", str(run_dir), "--no-progress"]
+            plans.append(RunPlan(f, s, run_dir, args, list(exp.evaluate)))
+    return plans
+
+
+def _run_logged(cmd: List[str], log_path: Path, env: Dict[str, str]) -> int:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as f:
+        f.write(f"$ {' '.join(cmd)}\n")
+        f.flush()
+        return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=str(REPO_ROOT))
+
+
+def execute(plans: Sequence[RunPlan], *, jobs: int = 1, log_dir: Union[str, os.PathLike],
+            log: Callable[[str], None] = print) -> Dict[str, str]:
+    """Train then evaluate every plan, ``jobs`` at a time; returns ``{key: "ok" | error}``.
+
+    Each process gets ``OMP_NUM_THREADS = cores // jobs`` (unless set), so parallel runs
+    don't fight over the cores. Output goes to ``log_dir/CONFIG-seedS.log``.
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+    log_dir = Path(log_dir)
+    status: Dict[str, str] = {}
+
+    def one(p: RunPlan) -> None:
+        logf = log_dir / f"{p.config.stem}-seed{p.seed}.log"
+        t0 = time.time()
+        if not p.trained:
+            log(f"[train] {p.key}")
+            if _run_logged(p.train_command(), logf, env) != 0 or not p.trained:
+                status[p.key] = f"training failed (see {logf})"
+                log(f"[fail ] {p.key}: {status[p.key]}")
+                return
+        for cmd in p.pending_evaluations():
+            log(f"[eval ] {p.key}: {' '.join(cmd[3:]) or 'defaults'}")
+            if _run_logged(cmd, logf, env) != 0:
+                status[p.key] = f"evaluation failed (see {logf})"
+                log(f"[fail ] {p.key}: {status[p.key]}")
+                return
+        status[p.key] = "ok"
+        log(f"[done ] {p.key} ({time.time() - t0:.0f} s)")
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(one, plans))
+    return status
+
+
+def machine_info() -> Dict[str, Any]:
+    """The machine a table was measured on: CPU, cores, memory, GPU, library versions."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    try:
+        import pyro
+
+        info["pyro"] = pyro.__version__
+    except ImportError:
+        pass
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        info["memory_gib"] = round(pages * size / 2 ** 30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    return info
+
+
+def _read_json(path: Path) -> Optional[Dict[str, Any]]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def collect(plans: Sequence[RunPlan]) -> List[Dict[str, Any]]:
+    """One record per finished run: its config, seed, training metrics and every evaluation file found."""
+    import yaml
+
+    records = []
+    for p in plans:
+        metrics = _read_json(p.run_dir / "metrics.json")
+        if metrics is None:
+            continue
+        cfg = yaml.safe_load((p.run_dir / "config.yaml").read_text())
+        rec: Dict[str, Any] = {"config": p.config.stem, "seed": p.seed, "run_dir": str(p.run_dir),
+                               "model": cfg["model"], "guide": cfg["guide"], "iaf": cfg.get("iaf", 0),
+                               "data": metrics.get("data", cfg["data"]), "epochs_run": metrics.get("epochs_run"),
+                               "train_seconds": metrics.get("train_seconds"),
+                               "test_nelbo_per_step": metrics.get("test_nelbo_per_step")}
+        for split in ("train", "valid", "test"):
+            ev = _read_json(p.run_dir / f"eval_{split}.json")
+            if ev:
+                rec[f"eval_{split}"] = {k: ev.get(k) for k in ("nelbo_per_step", "nll_per_step", "seconds",
+                                                                "iwae_particles", "elbo_particles")}
+            for latents in ("sample", "mean"):
+                suffix = "" if split == "test" else f"-{split}"
+                summ = _read_json(p.run_dir / f"resynthesis-{latents}{suffix}" / "summary.json")
+                if summ:
+                    rec[f"resynthesis_{latents}_{split}"] = {k: v["mean"] for k, v in summ["metrics"].items()}
+        gen = _read_json(p.run_dir / "generation" / "generation.json")
+        if gen:
+            rec["generation"] = {k: gen[k] for k in ("marginal", "classification", "prediction") if k in gen}
+        records.append(rec)
+    return records
+
+
+def mean_std(values: Sequence[float]) -> Dict[str, float]:
+    """Mean and sample standard deviation (0 for one value) of finite values; ``n`` how many."""
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not vals:
+        return {"mean": float("nan"), "std": float("nan"), "n": 0}
+    m = sum(vals) / len(vals)
+    sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+    return {"mean": m, "std": sd, "n": len(vals)}
+
+
+def _get(rec: Dict[str, Any], dotted: str):
+    cur: Any = rec
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def aggregate(records: Sequence[Dict[str, Any]], fields: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    """Per config: ``{field: mean_std(...)}`` over its seeds, plus model, guide, iaf and total wall time."""
+    cells: Dict[str, Dict[str, Any]] = {}
+    for rec in records:
+        cell = cells.setdefault(rec["config"], {"model": rec["model"], "guide": rec["guide"], "iaf": rec["iaf"],
+                                                "seeds": [], "_recs": []})
+        cell["seeds"].append(rec["seed"])
+        cell["_recs"].append(rec)
+    for cell in cells.values():
+        recs = cell.pop("_recs")
+        for f in fields:
+            cell[f] = mean_std([_get(r, f) for r in recs])
+        cell["train_seconds"] = sum(r.get("train_seconds") or 0.0 for r in recs)
+        cell["epochs_run"] = mean_std([r.get("epochs_run") for r in recs])
+    return cells
+
+
+# -- tables --------------------------------------------------------------------------------------
+
+#: Table II of the taxonomy paper, JSB column, "NLL (ELBO)": ArSSM reports the ELBO bound only
+PAPER_MUSIC_JSB = {("arssm", "partial"): (None, 7.46), ("arssm", "full"): (None, 7.17)}
+#: Table I of the taxonomy paper (LibriSpeech, test): (SI-SDR, PESQ, ESTOI) for (model, guide, IAF)
+PAPER_SPEECH = {
+    ("arssm", "partial", 0): (5.42, 1.69, 0.785), ("arssm", "full", 0): (5.132, 1.675, 0.795),
+    ("srnn", "partial", 0): (4.99, 1.60, 0.783), ("srnn", "full", 0): (5.146, 1.667, 0.788),
+    ("fssm", "partial", 0): (0.367, 1.17, 0.634), ("fssm", "full", 0): (1.46, 1.23, 0.691),
+    ("vrnn", "partial", 0): (3.32, 1.25, 0.687), ("vrnn", "full", 0): (3.23, 1.19, 0.664),
+    ("rssm", "partial", 0): (0.633, 1.18, 0.654), ("rssm", "full", 0): (0.787, 1.19, 0.663),
+    ("arssm", "partial", 3): (5.24, 1.65, 0.791), ("arssm", "full", 3): (5.56, 1.70, 0.802),
+    ("srnn", "partial", 3): (5.73, 1.70, 0.795), ("srnn", "full", 3): (4.31, 1.42, 0.770),
+    ("fssm", "partial", 3): (1.44, 1.23, 0.688), ("fssm", "full", 3): (1.55, 1.25, 0.706),
+    ("vrnn", "partial", 3): (2.09, 1.13, 0.601), ("vrnn", "full", 3): (2.80, 1.16, 0.623),
+    ("rssm", "partial", 3): (1.30, 1.20, 0.665), ("rssm", "full", 3): (1.47, 1.20, 0.670),
+}
+MODEL_ORDER = ("arssm", "srnn", "vrnn", "fssm", "rssm", "dmm", "ls4")
+NAMES = {"arssm": "ArSSM", "srnn": "SRNN", "vrnn": "VRNN", "fssm": "FSSM", "rssm": "RSSM", "dmm": "DMM",
+         "ls4": "LS4"}
+
+
+def _fmt(ms: Optional[Dict[str, float]], digits: int = 2) -> str:
+    if not ms or not ms.get("n"):
+        return "–"
+    if ms["n"] == 1:
+        return f"{ms['mean']:.{digits}f}"
+    return f"{ms['mean']:.{digits}f} ± {ms['std']:.{digits}f}"
+
+
+def _row_keys(cells: Dict[str, Dict[str, Any]]):
+    keys = sorted({(c["model"], c["iaf"]) for c in cells.values()},
+                  key=lambda k: (k[1], MODEL_ORDER.index(k[0]) if k[0] in MODEL_ORDER else 99, k[0]))
+    return keys
+
+
+def _cell(cells, model, guide, iaf):
+    for c in cells.values():
+        if (c["model"], c["guide"], c["iaf"]) == (model, guide, iaf):
+            return c
+    return None
+
+
+def _music_table(cells) -> str:
+    lines = ["| model | PA: −ELBO/step | PA: NLL/step (IWAE) | FA: −ELBO/step | FA: NLL/step (IWAE) "
+             "| paper JSB (PA / FA, −ELBO) | seeds | epochs |",
+             "|---|---|---|---|---|---|---|---|"]
+    for model, iaf in _row_keys(cells):
+        entries, seeds, epochs = [], set(), []
+        for guide in ("partial", "full"):
+            c = _cell(cells, model, guide, iaf)
+            entries += [_fmt(c and c["eval_test.nelbo_per_step"]), _fmt(c and c["eval_test.nll_per_step"])]
+            if c:
+                seeds.add(len(c["seeds"]))
+                epochs.append(_fmt(c["epochs_run"], 0))
+        paper = [PAPER_MUSIC_JSB.get((model, g)) for g in ("partial", "full")] if not iaf else [None, None]
+        ptxt = " / ".join(f"{p[1]:.2f}" if p else "–" for p in paper) if any(paper) else "–"
+        name = NAMES.get(model, model) + (f" + {iaf} IAF" if iaf else "")
+        lines.append(f"| {name} | " + " | ".join(entries) + f" | {ptxt} | {'/'.join(map(str, sorted(seeds)))} "
+                     f"| {' / '.join(epochs)} |")
+    return "\n".join(lines)
+
+
+def _speech_table(cells) -> str:
+    metrics = (("si_sdr", "SI-SDR (dB)", 2), ("pesq_wb", "PESQ-WB", 2), ("estoi", "ESTOI", 3))
+    lines = ["| model | split | " + " | ".join(f"{h} PA / FA" for _, h, _ in metrics)
+             + " | paper test (PA / FA): SI-SDR, PESQ, ESTOI |",
+             "|---|---|" + "---|" * len(metrics) + "---|"]
+    for model, iaf in _row_keys(cells):
+        name = NAMES.get(model, model) + (f" + {iaf} IAF" if iaf else "")
+        for split in ("train", "test"):
+            entries = []
+            for key, _, d in metrics:
+                pair = []
+                for guide in ("partial", "full"):
+                    c = _cell(cells, model, guide, iaf)
+                    pair.append(_fmt(c and c.get(f"resynthesis_sample_{split}.{key}"), d))
+                entries.append(" / ".join(pair))
+            paper = ""
+            if split == "test":
+                pp = [PAPER_SPEECH.get((model, g, iaf)) for g in ("partial", "full")]
+                if all(pp):
+                    paper = ", ".join(f"{a:g} / {b:g}" for a, b in zip(pp[0], pp[1]))
+            lines.append(f"| {name} | {split} | " + " | ".join(entries) + f" | {paper or '–'} |")
+    return "\n".join(lines)
+
+
+def _generation_table(cells_by_data: Dict[str, Dict[str, Dict[str, Any]]]) -> str:
+    lines = ["| data | model | Marginal ↓ | Class. ↑ | Prediction ↓ | seeds | epochs |", "|---|---|---|---|---|---|---|"]
+    for data, cells in cells_by_data.items():
+        for c in sorted(cells.values(), key=lambda c: MODEL_ORDER.index(c["model"]) if c["model"] in MODEL_ORDER
+                        else 99):
+            lines.append(f"| {data} | {NAMES.get(c['model'], c['model'])} | "
+                         f"{_fmt(c['generation.marginal'], 4)} | {_fmt(c['generation.classification'], 4)} | "
+                         f"{_fmt(c['generation.prediction'], 4)} | {len(c['seeds'])} | {_fmt(c['epochs_run'], 0)} |")
+    return "\n".join(lines)
+
+
+FIELDS = {
+    "music": ("eval_test.nelbo_per_step", "eval_test.nll_per_step", "test_nelbo_per_step"),
+    "speech": tuple(f"resynthesis_sample_{s}.{m}" for s in ("train", "test") for m in ("si_sdr", "pesq_wb", "estoi")),
+    "generation": ("generation.marginal", "generation.classification", "generation.prediction"),
+}
+
+
+def render_table(kind: str, records: Sequence[Dict[str, Any]]) -> str:
+    """The markdown table of an experiment's finished runs (mean ± std over seeds)."""
+    if kind == "generation":
+        by_data: Dict[str, List[Dict[str, Any]]] = {}
+        for r in records:
+            by_data.setdefault(r["data"], []).append(r)
+        return _generation_table({d: aggregate(rs, FIELDS[kind]) for d, rs in by_data.items()})
+    cells = aggregate(records, FIELDS[kind])
+    return _music_table(cells) if kind == "music" else _speech_table(cells)
