@@ -37,6 +37,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -205,6 +206,12 @@ def execute(plans: Sequence[RunPlan], *, jobs: int = 1, log_dir: Union[str, os.P
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
     log_dir = Path(log_dir)
     status: Dict[str, str] = {}
+    lock = threading.Lock()
+    say = log
+
+    def log(msg: str) -> None:  # whole lines from parallel runs
+        with lock:
+            say(msg)
 
     def one(p: RunPlan) -> None:
         logf = log_dir / f"{p.config.stem}-seed{p.seed}.log"
@@ -362,6 +369,10 @@ def _fmt(ms: Optional[Dict[str, float]], digits: int = 2) -> str:
     return f"{ms['mean']:.{digits}f} ± {ms['std']:.{digits}f}"
 
 
+def _epochs(ms: Optional[Dict[str, float]]) -> str:
+    return f"{ms['mean']:.0f}" if ms and ms.get("n") else "–"
+
+
 def _row_keys(cells: Dict[str, Dict[str, Any]]):
     keys = sorted({(c["model"], c["iaf"]) for c in cells.values()},
                   key=lambda k: (k[1], MODEL_ORDER.index(k[0]) if k[0] in MODEL_ORDER else 99, k[0]))
@@ -386,7 +397,7 @@ def _music_table(cells) -> str:
             entries += [_fmt(c and c["eval_test.nelbo_per_step"]), _fmt(c and c["eval_test.nll_per_step"])]
             if c:
                 seeds.add(len(c["seeds"]))
-                epochs.append(_fmt(c["epochs_run"], 0))
+                epochs.append(_epochs(c["epochs_run"]))
         paper = [PAPER_MUSIC_JSB.get((model, g)) for g in ("partial", "full")] if not iaf else [None, None]
         ptxt = " / ".join(f"{p[1]:.2f}" if p else "–" for p in paper) if any(paper) else "–"
         name = NAMES.get(model, model) + (f" + {iaf} IAF" if iaf else "")
@@ -420,13 +431,14 @@ def _speech_table(cells) -> str:
 
 
 def _generation_table(cells_by_data: Dict[str, Dict[str, Dict[str, Any]]]) -> str:
-    lines = ["| data | model | Marginal ↓ | Class. ↑ | Prediction ↓ | seeds | epochs |", "|---|---|---|---|---|---|---|"]
+    lines = ["| data | model | Marginal ↓ | Class. ↑ | Prediction ↓ | seeds | epochs |",
+             "|---|---|---|---|---|---|---|"]
     for data, cells in cells_by_data.items():
         for c in sorted(cells.values(), key=lambda c: MODEL_ORDER.index(c["model"]) if c["model"] in MODEL_ORDER
                         else 99):
             lines.append(f"| {data} | {NAMES.get(c['model'], c['model'])} | "
                          f"{_fmt(c['generation.marginal'], 4)} | {_fmt(c['generation.classification'], 4)} | "
-                         f"{_fmt(c['generation.prediction'], 4)} | {len(c['seeds'])} | {_fmt(c['epochs_run'], 0)} |")
+                         f"{_fmt(c['generation.prediction'], 4)} | {len(c['seeds'])} | {_epochs(c['epochs_run'])} |")
     return "\n".join(lines)
 
 

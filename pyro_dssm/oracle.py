@@ -18,7 +18,7 @@ guide is from the exact posterior, which the full-alignment guide can represent.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 import torch
 

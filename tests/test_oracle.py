@@ -14,19 +14,10 @@ Z, X = 2, 3
 
 
 def linear_gaussian_model(seed=0):
-    """z_t = A z_{t-1} + N(0, Q), x_t = C z_t + N(0, R) with a rotation-like, non-symmetric A."""
-    torch.manual_seed(seed)
-    m = pd.create_model("hmm", x_dim=X, z_dim=Z, transition_net="linear", emission_net="linear")
-    th = 0.3
-    with torch.no_grad():
-        m.transition.weight.weight.copy_(0.9 * torch.tensor([[math.cos(th), -math.sin(th)],
-                                                             [math.sin(th), math.cos(th)]]))
-        m.transition.raw_scale.copy_(torch.tensor([0.5, 0.3]).expm1().log())
-        m.emitter.body.weight.weight.copy_(torch.tensor([[1.0, 0.0], [0.5, 1.0], [-1.0, 0.3]]))
-        m.emitter.body.raw_scale.copy_(torch.tensor([0.4, 0.3, 0.5]).expm1().log())
-        m.z_0.copy_(torch.tensor([0.7, -0.4]))
-    m.requires_grad_(False).train(False)  # frozen: only guides are fitted here
-    return m
+    """z_t = A z_{t-1} + N(0, Q), x_t = C z_t + N(0, R) with a rotation-like, non-symmetric A (frozen)."""
+    from pyro_dssm.oracle import linear_gaussian_dssm
+
+    return linear_gaussian_dssm(Z, X, seed=seed)
 
 
 def hand_marginal(m, T):

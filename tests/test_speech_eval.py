@@ -249,12 +249,17 @@ def test_speech_run_end_to_end(speech_run):
         assert sr == 16000 and len(y) == 256 * (30 + (10 if name.startswith("cont") else 0) - 1)
 
 
+def _evaluate_quietly(run, *args):
+    """scripts/evaluate.py on the speech run with one particle, no WAVs and no figure; must succeed."""
+    r = _script("evaluate.py", run, "--particles", "1", "--no-wav", "--figure-items", "0", *args,
+                env={"PYRO_DSSM_DATA": str(run.parent / "home")})
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
 def test_posterior_mean_resynthesis_and_table(speech_run, tmp_path):
     run, _ = speech_run
-    env = {"PYRO_DSSM_DATA": str(run.parent / "home")}
-    r = _script("evaluate.py", run, "--particles", "1", "--latents", "mean", "--no-wav", "--figure-items", "0",
-                env=env)
-    assert r.returncode == 0, r.stderr[-3000:]
+    r = _evaluate_quietly(run, "--latents", "mean")
     res = run / "resynthesis-mean"
     assert (res / "utterances.csv").is_file() and not (res / "wav").exists()
     assert not (res / "mel_spectrograms.png").exists()
@@ -314,3 +319,32 @@ def test_make_speech_corpus_script(tmp_path):
     assert r.returncode == 2 and "lacks the prompt" in r.stderr
     r = _script("make_speech_corpus.py", "--check")
     assert r.returncode == 2 and "--check applies to --shipped" in r.stderr
+
+
+def test_train_split_resynthesis_scores_whole_training_files(speech_run):
+    run, _ = speech_run
+    r = _evaluate_quietly(run, "--split", "train")
+    res = run / "resynthesis-sample-train"
+    rows = list(csv.DictReader((res / "utterances.csv").open()))
+    corpus = speech.load_shipped_speech()
+    assert [r["id"] for r in rows] == corpus.files["train"]  # whole files, not the 50-frame training pieces
+    summary = json.loads((res / "summary.json").read_text())
+    assert summary["split"] == "train" and summary["utterances"] == len(rows)
+    assert summary["metrics"]["si_sdr"]["mean"] == pytest.approx(np.mean([float(r["si_sdr"]) for r in rows]))
+    assert "train utterances" in r.stdout
+
+
+def test_speech_corpus_gives_back_whole_utterances_of_every_split(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYRO_DSSM_DATA", str(tmp_path))
+    for cache in (True, False):
+        corpus = speech.load_shipped_speech(cache=cache)
+        for split in ("train", "valid"):
+            names, waves, power = corpus.utterances(split)
+            assert names == corpus.files[split] and len(waves) == len(power) == len(names)
+            # the training pieces are these utterances' spectrograms cut into seq_len frames
+            np.testing.assert_allclose(np.concatenate(corpus.splits[split]), np.concatenate(power), rtol=1e-6)
+            assert all(len(p) == speech.STFTConfig().num_frames(len(w)) for w, p in zip(waves, power))
+        names, waves, power = corpus.utterances("test")
+        assert names == corpus.ids["test"] and power[0] is corpus.splits["test"][0]
+        with pytest.raises(ValueError, match="unknown split"):
+            corpus.utterances("dev")

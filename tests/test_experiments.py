@@ -1,0 +1,323 @@
+"""The paper experiments: experiment files, the grid runner (scripts/reproduce.py), tables, the oracle and data."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import pyro
+
+from pyro_dssm import experiments as ex
+from pyro_dssm.config import TrainConfig, resolve_config
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted((ROOT / "configs" / "experiments").glob("*.yaml"))
+
+
+def _train_config(args):
+    """The TrainConfig that scripts/train.py resolves from these arguments."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_train_script", ROOT / "scripts" / "train.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return resolve_config(mod.parse_args(args))
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_every_experiment_file_loads_and_every_run_resolves(path):
+    exp = ex.load_experiment(path)
+    assert exp.name == path.stem and exp.description and {"paper", "cpu"} <= set(exp.profiles)
+    assert exp.profile("paper") == {}  # the papers' protocol is the configs as written
+    if exp.kind == "oracle":
+        from pyro_dssm.oracle import oracle_experiment
+        import inspect
+
+        assert set(exp.oracle) <= set(inspect.signature(oracle_experiment).parameters)
+        return
+    for profile in exp.profiles:
+        plans = ex.plan_runs(exp, profile)
+        assert len(plans) == len(exp.config_files()) * len(exp.seeds)
+        for p in plans:
+            cfg = _train_config(p.train_args)
+            cfg.validate()
+            assert cfg.seed == p.seed and Path(cfg.out) == p.run_dir == ROOT / exp.out / profile / p.config.stem / \
+                f"seed{p.seed}"
+            written = TrainConfig.from_dict(yaml.safe_load(p.config.read_text()))
+            for k, v in exp.profile(profile).items():  # the profile's overrides win, the rest is the config's
+                if k == "model_options":
+                    assert cfg.model_options == {**written.model_options, **v}
+                else:
+                    assert getattr(cfg, k) == v
+            assert (cfg.model, cfg.guide, cfg.iaf, cfg.data) == (written.model, written.guide, written.iaf,
+                                                                   written.data)
+
+
+def test_the_grids_are_the_issue_s():
+    music = ex.load_experiment(ROOT / "configs/experiments/music-bach.yaml")
+    runs = {(c.model, c.guide, c.iaf) for c in (TrainConfig.from_dict(yaml.safe_load(f.read_text()))
+                                                 for f in music.config_files())}
+    base = {(m, g, 0) for m in ("arssm", "fssm", "vrnn", "srnn", "rssm", "dmm") for g in ("partial", "full")}
+    assert runs == base | {(m, g, 3) for m in ("arssm", "srnn") for g in ("partial", "full")}
+    assert len(music.seeds) >= 3 and any("--iwae" in e["args"] and "100" in e["args"] for e in music.evaluate)
+    speech = ex.load_experiment(ROOT / "configs/experiments/speech-asterisk.yaml")
+    runs = {(c.model, c.guide, c.iaf, c.data) for c in (TrainConfig.from_dict(yaml.safe_load(f.read_text()))
+                                                        for f in speech.config_files())}
+    assert runs == {(m, g, 0, "asterisk") for m, g, _ in base}
+    assert {e["output"] for e in speech.evaluate} == {"resynthesis-sample/summary.json",
+                                                      "resynthesis-sample-train/summary.json"}
+    for name in ("ls4-flame", "ls4-macro"):
+        gen = ex.load_experiment(ROOT / f"configs/experiments/{name}.yaml")
+        models = sorted(TrainConfig.from_dict(yaml.safe_load(f.read_text())).model for f in gen.config_files())
+        assert models == ["ls4", "vrnn"]
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("text, match", [
+    ("name: x\nkind: music\nout: o\nconfigs: [a]\nbogus: 1\n", "unknown field"),
+    ("name: x\nkind: films\nout: o\nconfigs: [a]\n", "unknown experiment kind"),
+    ("kind: music\nout: o\nconfigs: [a]\n", "missing field"),
+    ("name: x\nkind: music\nout: o\nconfigs: [a]\nseeds: []\n", "seeds"),
+    ("name: x\nkind: music\nout: o\nconfigs: [a]\nseeds: [-1]\n", "seeds"),
+    ("name: x\nkind: music\nout: o\n", "needs run configs"),
+    ("name: x\nkind: music\nout: o\nconfigs: [a]\nevaluate: [[--iwae]]\n", "evaluate entry"),
+    ("name: x\nkind: music\nout: o\nconfigs: [a]\nprofiles: {}\n", "at least one profile"),
+    ("[1, 2]\n", "mapping"),
+    ("name: [unclosed\n", "not valid YAML"),
+])
+def test_bad_experiment_files_name_the_problem(tmp_path, text, match):
+    with pytest.raises(ValueError, match=match):
+        ex.load_experiment(_write(tmp_path / "e.yaml", text))
+
+
+def test_missing_files_profiles_and_configs_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no experiment file"):
+        ex.load_experiment(tmp_path / "nope.yaml")
+    exp = ex.load_experiment(_write(tmp_path / "e.yaml", f"name: x\nkind: music\nout: {tmp_path}/o\n"
+                                                         f"configs: [{tmp_path}/missing-*.yaml]\n"))
+    with pytest.raises(ValueError, match="no profile 'fast'"):
+        ex.plan_runs(exp, "fast")
+    with pytest.raises(FileNotFoundError, match="no config matches"):
+        ex.plan_runs(exp, "paper")
+    _write(tmp_path / "missing-a.yaml", "model: arssm\n")
+    with pytest.raises(ValueError, match=r"--only: no config named \['b'\]"):
+        ex.plan_runs(exp, "paper", only=["b"])
+    assert [p.key for p in ex.plan_runs(exp, "paper", only=["missing-a"], seeds=[4, 5])] == \
+        ["missing-a/seed4", "missing-a/seed5"]
+
+
+def test_plans_are_seed_major_and_flags_reach_the_config(tmp_path):
+    for name in ("a", "b"):
+        _write(tmp_path / f"{name}.yaml", "model: vrnn\nguide: partial\nmodel_options: {transition_net: gated}\n")
+    exp = ex.load_experiment(_write(tmp_path / "e.yaml", f"""
+name: x
+kind: music
+out: {tmp_path}/out
+configs: ["{tmp_path}/[ab].yaml"]
+seeds: [0, 1]
+profiles:
+  quick: {{epochs: 3, progress: true, jit: false, model_options: {{h_dim_out: 7}}}}
+"""))
+    plans = ex.plan_runs(exp, "quick")
+    assert [p.key for p in plans] == ["a/seed0", "b/seed0", "a/seed1", "b/seed1"]  # every config before seed 1
+    cfg = _train_config(plans[3].train_args)
+    assert (cfg.epochs, cfg.jit, cfg.seed, cfg.model) == (3, False, 1, "vrnn")
+    assert cfg.model_options == {"transition_net": "gated", "h_dim_out": 7}
+    assert "--resume" not in plans[0].train_command()
+    (plans[0].run_dir / "checkpoints").mkdir(parents=True)
+    (plans[0].run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert plans[0].train_command()[-1] == "--resume"  # an interrupted run is continued, not restarted
+
+
+def test_mean_std_hand_computed():
+    ms = ex.mean_std([1.0, 2.0, 3.0, 4.0])
+    assert ms["mean"] == 2.5 and ms["std"] == pytest.approx(math.sqrt(5 / 3)) and ms["n"] == 4
+    assert ex.mean_std([7.0]) == {"mean": 7.0, "std": 0.0, "n": 1}
+    assert ex.mean_std([1.0, float("nan"), None, 3.0])["mean"] == 2.0
+    assert ex.mean_std([])["n"] == 0
+
+
+def _record(model, guide, seed, nelbo, nll, iaf=0):
+    return {"config": f"{model}-{guide}" + ("-iaf3" if iaf else ""), "seed": seed, "model": model, "guide": guide,
+            "iaf": iaf, "data": "bach_chorales", "epochs_run": 10 + seed, "train_seconds": 5.0,
+            "eval_test": {"nelbo_per_step": nelbo, "nll_per_step": nll}}
+
+
+def test_music_table_from_records():
+    recs = [_record("arssm", "full", 0, 8.0, 7.0), _record("arssm", "full", 1, 9.0, 8.0),
+            _record("arssm", "partial", 0, 9.5, 8.5), _record("srnn", "full", 0, 7.25, 6.5, iaf=3)]
+    table = ex.render_table("music", recs)
+    lines = table.splitlines()
+    arssm = next(line for line in lines if line.startswith("| ArSSM |"))
+    # PA: one seed, no spread; FA: mean ± sample std of 8 and 9; the paper's JSB ELBOs beside
+    assert arssm.startswith("| ArSSM | 9.50 | 8.50 | 8.50 ± 0.71 | 7.50 ± 0.71 | 7.46 / 7.17 |")
+    assert "| SRNN + 3 IAF | – | – | 7.25 | 6.50 | – |" in table
+    assert lines.index(arssm) < lines.index(next(line for line in lines if "SRNN + 3 IAF" in line))
+
+
+def test_speech_and_generation_tables_from_records():
+    rec = {"config": "arssm-full", "seed": 0, "model": "arssm", "guide": "full", "iaf": 0, "data": "asterisk",
+           "epochs_run": 8, "train_seconds": 1.0,
+           "resynthesis_sample_test": {"si_sdr": 6.0, "pesq_wb": 1.5, "estoi": 0.75},
+           "resynthesis_sample_train": {"si_sdr": 7.0, "pesq_wb": 1.6, "estoi": 0.8}}
+    table = ex.render_table("speech", [rec])
+    assert "| ArSSM | train | – / 7.00 | – / 1.60 | – / 0.800 | – |" in table
+    assert "| ArSSM | test | – / 6.00 | – / 1.50 | – / 0.750 | 5.42 / 5.132, 1.69 / 1.675, 0.785 / 0.795 |" in table
+    gens = [{"config": c, "seed": s, "model": m, "guide": m, "iaf": 0, "data": "flame", "epochs_run": 3,
+             "train_seconds": 1.0, "generation": {"marginal": v, "classification": 0.1, "prediction": 0.2}}
+            for c, m, s, v in (("flame", "ls4", 0, 0.01), ("flame", "ls4", 1, 0.03), ("vrnn-flame", "vrnn", 0, 0.5))]
+    table = ex.render_table("generation", gens)
+    assert "| flame | LS4 | 0.0200 ± 0.0141 | 0.1000 ± 0.0000 | 0.2000 ± 0.0000 | 2 | 3 |" in table
+    assert "| flame | VRNN | 0.5000 | 0.1000 | 0.2000 | 1 | 3 |" in table
+
+
+def _reproduce(*args):
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce.py"), *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+
+
+def test_reproduce_trains_evaluates_tabulates_and_skips_finished_work(tmp_path):
+    _write(tmp_path / "arssm-full.yaml", yaml.safe_dump(dict(model="arssm", guide="full", data="bach", z_dim=2,
+                                                             h_dim=8, hidden_dim=8, guide_rnn_dim=8)))
+    exp = _write(tmp_path / "tiny.yaml", f"""
+name: tiny
+kind: music
+configs: [{tmp_path}/arssm-full.yaml]
+seeds: [0, 1]
+evaluate:
+  - {{args: [--particles, "2", --iwae, "5", --batch-size, "3"], output: eval_test.json}}
+profiles:
+  paper: {{}}
+  quick: {{epochs: 1, max_sequences: 6, batch_size: 3, eval_particles: 2}}
+out: {tmp_path}/out
+""")
+    r = _reproduce(exp, "--profile", "quick", "--jobs", "2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = tmp_path / "out" / "quick"
+    res = json.loads((out / "results.json").read_text())
+    assert res["profile"] == "quick" and res["overrides"]["epochs"] == 1 and res["machine"]["cores"] >= 1
+    assert sorted(rr["seed"] for rr in res["runs"]) == [0, 1]
+    evals = [json.loads((out / "arssm-full" / f"seed{s}" / "eval_test.json").read_text()) for s in (0, 1)]
+    for rr in res["runs"]:
+        assert rr["epochs_run"] == 1 and rr["eval_test"]["nll_per_step"] == evals[rr["seed"]]["nll_per_step"]
+    assert evals[0]["nelbo_per_step"] != evals[1]["nelbo_per_step"]  # the seeds differ
+    m = ex.mean_std([e["nelbo_per_step"] for e in evals])
+    assert f"| ArSSM | – | – | {m['mean']:.2f} ± {m['std']:.2f} |" in (out / "table.md").read_text()
+    assert "[train] arssm-full/seed0" in r.stdout
+    # again: nothing is trained; a deleted evaluation is redone, alone
+    stamp = (out / "arssm-full" / "seed0" / "metrics.json").stat().st_mtime_ns
+    (out / "arssm-full" / "seed1" / "eval_test.json").unlink()
+    r = _reproduce(exp, "--profile", "quick")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "[train]" not in r.stdout and "[eval ] arssm-full/seed1" in r.stdout and "seed0: --particles" not in r.stdout
+    assert (out / "arssm-full" / "seed0" / "metrics.json").stat().st_mtime_ns == stamp
+    assert (out / "arssm-full" / "seed1" / "eval_test.json").is_file()
+    # errors are named; a failing run is reported and the exit status says so
+    r = _reproduce(exp, "--profile", "nope")
+    assert r.returncode == 2 and "no profile 'nope'" in r.stderr
+    _write(tmp_path / "arssm-full.yaml", "model: arssm\nguide: full\ndata: no-such-corpus\n")
+    r = _reproduce(exp, "--profile", "quick", "--seeds", "7", "--table-only")
+    assert r.returncode == 0 and "[train]" not in r.stdout  # --table-only trains nothing
+    r = _reproduce(exp, "--profile", "quick", "--seeds", "7")
+    assert r.returncode == 1 and "arssm-full/seed7: training failed" in r.stderr
+    assert "no-such-corpus" in (out / "logs" / "arssm-full-seed7.log").read_text()
+
+
+# -- the correctness experiment ---------------------------------------------------------------------
+
+def test_oracle_bounds_lie_below_the_exact_likelihood_and_tighten():
+    from pyro_dssm.oracle import oracle_experiment, oracle_table
+
+    recs = oracle_experiment(seeds=[0], guides=["full"], num_sequences=16, length=8, fit_steps=150,
+                             particles=(1, 10, 100), repeats=2, rnn_dim=16, hidden_dim=16, log=lambda *_: None)
+    raw, fitted = recs
+    assert not raw["fitted"] and fitted["fitted"] and fitted["fit_steps"] == 150
+    for r in recs:
+        for g in r["gaps"].values():  # bounds: at or below log p(x), up to Monte-Carlo error
+            assert g["elbo_gap"] > -0.02 and g["iwae_gap"] > -0.02
+        assert r["gaps"]["1"]["elbo_gap"] == pytest.approx(r["gaps"]["1"]["iwae_gap"], rel=0.5)
+    iw = [raw["gaps"][k]["iwae_gap"] for k in ("1", "10", "100")]
+    assert iw[0] > iw[1] > iw[2]  # the untrained guide: IWAE tightens with K far above the noise
+    assert fitted["gaps"]["1"]["elbo_gap"] < 0.2 < raw["gaps"]["1"]["elbo_gap"]
+    assert fitted["gaps"]["100"]["iwae_gap"] <= fitted["gaps"]["1"]["elbo_gap"]
+    table = oracle_table(recs)
+    assert "| full, fitted (150 steps) | 100 |" in table and "| full, untrained | 1 |" in table
+
+
+def test_oracle_model_is_the_documented_linear_gaussian_ssm():
+    from pyro_dssm.oracle import linear_gaussian_dssm
+
+    m = linear_gaussian_dssm()
+    assert torch.allclose(m.transition.scale_value, torch.tensor([0.5, 0.3]))
+    assert torch.allclose(m.emitter.body.scale_value, torch.tensor([0.4, 0.3, 0.5]))
+    assert not any(p.requires_grad for p in m.parameters())
+    big = linear_gaussian_dssm(z_dim=3, x_dim=5, seed=1)
+    assert big.emitter.body.weight.weight.shape == (5, 3)
+    assert torch.linalg.matrix_norm(big.transition.weight.weight, ord=2) == pytest.approx(0.9, rel=1e-4)
+
+
+def test_reproduce_runs_an_oracle_experiment(tmp_path):
+    exp = _write(tmp_path / "o.yaml", f"""
+name: o
+kind: oracle
+seeds: [3]
+oracle: {{guides: [partial], num_sequences: 4, length: 3, fit_steps: 2, particles: [1, 4], repeats: 1,
+         rnn_dim: 4, hidden_dim: 4}}
+profiles: {{paper: {{}}, cpu: {{fit_steps: 1}}}}
+out: {tmp_path}/out
+""")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import reproduce
+    finally:
+        sys.path.pop(0)
+    pyro.set_rng_seed(0)
+    assert reproduce.main([str(exp), "--profile", "cpu"]) == 0
+    res = json.loads((tmp_path / "out" / "cpu" / "results.json").read_text())
+    assert [(r["seed"], r["guide"], r["fit_steps"]) for r in res["runs"]] == [(3, "partial", 0), (3, "partial", 1)]
+    assert "| partial, fitted (1 steps) | 4 |" in (tmp_path / "out" / "cpu" / "table.md").read_text()
+
+
+# -- the real multivariate series -------------------------------------------------------------------
+
+def test_macrodata_windows():
+    pytest.importorskip("statsmodels")
+    from pyro_dssm.data.macro import MACRO_LEVELS, MACRO_RATES, load_macrodata, macro_series
+
+    x = macro_series()
+    assert x.shape == (202, len(MACRO_LEVELS) + len(MACRO_RATES)) == (202, 12) and x.dtype == np.float32
+    np.testing.assert_allclose(x.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(x.std(0), 1, atol=1e-4)
+    from statsmodels.datasets import macrodata
+
+    gdp = macrodata.load_pandas().data["realgdp"].to_numpy()
+    growth = 100 * np.diff(np.log(gdp))
+    np.testing.assert_allclose(x[:, 0], (growth - growth.mean()) / growth.std(), rtol=1e-4, atol=1e-5)
+    c = load_macrodata(window=24, stride=1, seed=0)
+    assert sum(len(v) for v in c.splits.values()) == 202 - 24 + 1 and c.x_dim == 12
+    for split in ("train", "test"):
+        for name, seq in zip(c.ids[split], c.splits[split]):
+            s = int(name[1:])
+            np.testing.assert_array_equal(seq, x[s:s + 24])
+    assert len(load_macrodata(window=10, stride=5).splits["train"]) < len(c.splits["train"])
+    for bad in (dict(window=1), dict(stride=0), dict(window=500)):
+        with pytest.raises(ValueError, match="window"):
+            load_macrodata(**bad)
+
+
+def test_macrodata_without_statsmodels_says_what_to_install(monkeypatch):
+    from pyro_dssm.data.macro import macro_series
+
+    monkeypatch.setitem(sys.modules, "statsmodels.datasets", None)
+    with pytest.raises(ImportError, match="pip install statsmodels"):
+        macro_series()
