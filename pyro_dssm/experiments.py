@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 __all__ = ["KINDS", "Experiment", "RunPlan", "load_experiment", "plan_runs", "execute", "collect", "aggregate",
-           "render_table", "machine_info", "mean_std", "REPO_ROOT"]
+           "render_table", "render_times", "machine_info", "mean_std", "REPO_ROOT"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("music", "speech", "generation", "oracle")
@@ -216,6 +216,10 @@ def execute(plans: Sequence[RunPlan], *, jobs: int = 1, log_dir: Union[str, os.P
     def one(p: RunPlan) -> None:
         logf = log_dir / f"{p.config.stem}-seed{p.seed}.log"
         t0 = time.time()
+        if p.trained and not p.pending_evaluations():
+            status[p.key] = "ok"
+            log(f"[skip ] {p.key}: finished before")
+            return
         if not p.trained:
             log(f"[train] {p.key}")
             if _run_logged(p.train_command(), logf, env) != 0 or not p.trained:
@@ -458,3 +462,19 @@ def render_table(kind: str, records: Sequence[Dict[str, Any]]) -> str:
         return _generation_table({d: aggregate(rs, FIELDS[kind]) for d, rs in by_data.items()})
     cells = aggregate(records, FIELDS[kind])
     return _music_table(cells) if kind == "music" else _speech_table(cells)
+
+
+def render_times(records: Sequence[Dict[str, Any]]) -> str:
+    """Markdown: per config, the seeds, epochs run and wall-clock minutes of training and evaluation per run."""
+    lines = ["| run config | seeds | epochs run (mean) | training min per run (mean) | evaluation min per run (mean) |",
+             "|---|---|---|---|---|"]
+    by: Dict[str, List[Dict[str, Any]]] = {}
+    for r in records:
+        by.setdefault(r["config"], []).append(r)
+    for config, rs in by.items():
+        train = mean_std([(r.get("train_seconds") or 0.0) / 60 for r in rs])
+        evals = mean_std([sum((v.get("seconds") or 0.0) for k, v in r.items() if k.startswith("eval_")
+                              and isinstance(v, dict)) / 60 for r in rs])
+        lines.append(f"| {config} | {len(rs)} | {_epochs(mean_std([r.get('epochs_run') for r in rs]))} | "
+                     f"{train['mean']:.1f} | {evals['mean']:.1f} |")
+    return "\n".join(lines)

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
             plans = ex.plan_runs(exp, args.profile, seeds=args.seeds, only=args.only)
             status = {} if args.table_only else ex.execute(plans, jobs=args.jobs, log_dir=out / "logs")
             records = ex.collect(plans)
-            table = ex.render_table(exp.kind, records)
+            table = ex.render_table(exp.kind, records) + "\n\nWall time:\n\n" + ex.render_times(records)
             seconds = sum(r.get("train_seconds") or 0.0 for r in records)
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -119,8 +119,15 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, short_rolls):
     common = ["--model", "vrnn", "--guide", "partial", *TINY_RUN, "--anneal-epochs", "3", "--data", short_rolls]
     assert script("train.py", *common, "--epochs", "4", "--out", tmp_path / "a").returncode == 0
     assert script("train.py", *common, "--epochs", "2", "--out", tmp_path / "b").returncode == 0
+    first = json.loads((tmp_path / "b/metrics.json").read_text())["train_seconds"]
+    first_ckpt = torch.load(tmp_path / "b/checkpoints/last.ckpt", weights_only=True)["train_seconds"]
     r = script("train.py", *common, "--epochs", "4", "--out", tmp_path / "b", "--resume")
     assert r.returncode == 0, r.stderr
+    # the training time adds up over the sessions: the resumed run counts the first one's
+    assert 0 < first_ckpt <= first
+    resumed = json.loads((tmp_path / "b/metrics.json").read_text())["train_seconds"]
+    last_ckpt = torch.load(tmp_path / "b/checkpoints/last.ckpt", weights_only=True)["train_seconds"]
+    assert first_ckpt < last_ckpt <= resumed
     a = torch.load(tmp_path / "a/checkpoints/last.ckpt", weights_only=True)
     b = torch.load(tmp_path / "b/checkpoints/last.ckpt", weights_only=True)
     assert a["epoch"] == b["epoch"] == 3 and a["global_step"] == b["global_step"]

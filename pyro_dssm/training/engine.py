@@ -240,6 +240,8 @@ class DSSMTask(L.LightningModule):
         object.__setattr__(self, "elbo", elbo)
         self._val_sums: List[torch.Tensor] = []
         self._pending_rng: Optional[Dict[str, Any]] = None
+        # wall-clock training seconds of earlier sessions of this run (restored on resume), and this one's start
+        self.seconds_before, self._fit_start = 0.0, time.time()
 
     # -- loss ----------------------------------------------------------------------------------
     def negative_elbo(self, x: torch.Tensor, mask: torch.Tensor, annealing_factor: float = 1.0) -> torch.Tensor:
@@ -286,9 +288,18 @@ class DSSMTask(L.LightningModule):
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
         checkpoint["pyro_dssm_config"] = self.cfg.to_dict()
+        checkpoint["train_seconds"] = self.train_seconds()
 
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
         self._pending_rng = checkpoint.get("rng_states")
+        self.seconds_before = float(checkpoint.get("train_seconds", 0.0))
+
+    def on_fit_start(self) -> None:
+        self._fit_start = time.time()
+
+    def train_seconds(self) -> float:
+        """Wall-clock seconds spent training this run so far, over every resumed session."""
+        return self.seconds_before + time.time() - self._fit_start
 
     def on_train_epoch_start(self) -> None:
         # restored here, not on load: anything run between loading and training
@@ -549,12 +560,11 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any]:
         atomic_write_text(before_path, json.dumps(before, indent=2))
         log(f"untrained: test negative ELBO per step {before['nelbo_per_step']:.4f}")
         L.seed_everything(cfg.seed, workers=True, verbose=False)  # the evaluation must not shift the stream
-    t0 = time.time()
     trainer = make_trainer(cfg, run_dir)
     trainer.fit(task, datamodule=data, ckpt_path=str(last) if resume else None)
     if not trainer.is_global_zero:
         return {}
-    seconds = time.time() - t0
+    seconds = task.train_seconds()  # over every session of a resumed run
     best = run_dir / "checkpoints" / "best.ckpt"
     chosen = best if best.is_file() else last
     load_weights(task, chosen)
