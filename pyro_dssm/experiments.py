@@ -302,7 +302,8 @@ def collect(plans: Sequence[RunPlan]) -> List[Dict[str, Any]]:
                     rec[f"resynthesis_{latents}_{split}"] = {k: v["mean"] for k, v in summ["metrics"].items()}
         gen = _read_json(p.run_dir / "generation" / "generation.json")
         if gen:
-            rec["generation"] = {k: gen[k] for k in ("marginal", "classification", "prediction") if k in gen}
+            scores = gen.get("scores", {})
+            rec["generation"] = {k: scores[k] for k in ("marginal", "classification", "prediction") if k in scores}
         records.append(rec)
     return records
 

@@ -321,3 +321,32 @@ def test_macrodata_without_statsmodels_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "statsmodels.datasets", None)
     with pytest.raises(ImportError, match="pip install statsmodels"):
         macro_series()
+
+
+def test_collect_reads_what_the_evaluations_write(tmp_path):
+    """The layouts of metrics.json, eval_SPLIT.json, resynthesis-*/summary.json and generation/generation.json."""
+    _write(tmp_path / "c.yaml", "model: vrnn\nguide: full\n")
+    exp = ex.load_experiment(_write(tmp_path / "e.yaml", f"name: x\nkind: speech\nout: {tmp_path}/o\n"
+                                                         f"configs: [{tmp_path}/c.yaml]\nseeds: [0, 1]\n"))
+    done, unfinished = ex.plan_runs(exp, "paper")
+    run = done.run_dir
+    (run / "generation").mkdir(parents=True)
+    (run / "resynthesis-sample-train").mkdir()
+    (run / "resynthesis-sample").mkdir()
+    (run / "config.yaml").write_text("model: vrnn\nguide: full\niaf: 0\ndata: asterisk\n")
+    (run / "metrics.json").write_text(json.dumps({"data": "asterisk", "epochs_run": 8, "train_seconds": 60.0,
+                                                  "test_nelbo_per_step": 3.0}))
+    (run / "eval_test.json").write_text(json.dumps({"nelbo_per_step": 3.1, "nll_per_step": 2.9, "seconds": 6.0}))
+    for d, v in (("resynthesis-sample", 5.0), ("resynthesis-sample-train", 6.0)):
+        (run / d / "summary.json").write_text(json.dumps({"metrics": {"si_sdr": {"mean": v, "median": 0},
+                                                                      "estoi": {"mean": v / 10}}}))
+    (run / "generation" / "generation.json").write_text(json.dumps(
+        {"split": "test", "scores": {"marginal": 0.1, "classification": 0.2, "prediction": 0.3}}))
+    (rec,) = ex.collect([done, unfinished])  # the unfinished run is left out
+    assert (rec["seed"], rec["model"], rec["data"], rec["epochs_run"], rec["train_seconds"]) == \
+        (0, "vrnn", "asterisk", 8, 60.0)
+    assert rec["eval_test"]["nll_per_step"] == 2.9 and rec["eval_test"]["seconds"] == 6.0
+    assert rec["resynthesis_sample_test"] == {"si_sdr": 5.0, "estoi": 0.5}
+    assert rec["resynthesis_sample_train"] == {"si_sdr": 6.0, "estoi": 0.6}
+    assert rec["generation"] == {"marginal": 0.1, "classification": 0.2, "prediction": 0.3}
+    assert "| c | 1 | 8 | 1.0 | 0.1 |" in ex.render_times([rec])
