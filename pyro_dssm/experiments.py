@@ -21,7 +21,7 @@ Example file::
       - {args: [--iwae, "100"], output: eval_test.json}
     profiles:
       paper: {}
-      cpu: {epochs: 20, batch_size: 20, lr: 0.003}
+      cpu: {epochs: 20, batch_size: 20, lr: 0.003}   # per_config: {STEM: {...}} for some configs only
     out: runs/experiments/music-bach
 
 ``kind: oracle`` experiments train no run configs: they call
@@ -81,10 +81,22 @@ class Experiment:
         if not self.profiles:
             raise ValueError(f"{self.path or self.name}: needs at least one profile")
 
-    def profile(self, name: str) -> Dict[str, Any]:
+    def profile(self, name: str, config: Optional[str] = None) -> Dict[str, Any]:
+        """The overrides of profile ``name``; with ``config`` (a file stem), merged with its ``per_config`` entry.
+
+        A profile may hold ``per_config: {STEM: {...}}`` for overrides that only some run
+        configs take (e.g. LS4's model options in an LS4-against-VRNN experiment).
+        """
         if name not in self.profiles:
             raise ValueError(f"experiment {self.name!r} has no profile {name!r}; it has {sorted(self.profiles)}")
-        return dict(self.profiles[name] or {})
+        common = dict(self.profiles[name] or {})
+        per = common.pop("per_config", None) or {}
+        if config is None:
+            return common
+        extra = dict(per.get(config) or {})
+        if "model_options" in common and "model_options" in extra:
+            extra["model_options"] = {**common["model_options"], **extra["model_options"]}
+        return {**common, **extra}
 
     def out_dir(self, profile: str, root: Union[str, os.PathLike] = REPO_ROOT) -> Path:
         return Path(root) / self.out / profile
@@ -167,9 +179,14 @@ class RunPlan:
 def plan_runs(exp: Experiment, profile: str, *, seeds: Optional[Sequence[int]] = None,
               only: Optional[Sequence[str]] = None, root: Union[str, os.PathLike] = REPO_ROOT) -> List[RunPlan]:
     """Every (config, seed) run of ``exp`` under ``profile``'s overrides (``only``: config stems to keep)."""
-    overrides = exp.profile(profile)
+    exp.profile(profile)  # an unknown profile is named before anything else
     out = exp.out_dir(profile, root)
     files = exp.config_files(root)
+    per = (exp.profiles[profile] or {}).get("per_config") or {}
+    unknown = sorted(set(per) - {f.stem for f in files})
+    if unknown:
+        raise ValueError(f"{exp.path or exp.name}: profile {profile!r} has per_config entries {unknown} that name no "
+                         f"run config; there are {sorted(f.stem for f in files)}")
     if only:
         stems = {f.stem for f in files}
         unknown = sorted(set(only) - stems)
@@ -180,7 +197,8 @@ def plan_runs(exp: Experiment, profile: str, *, seeds: Optional[Sequence[int]] =
     for s in seeds if seeds is not None else exp.seeds:  # seed-major: a cut-short run still covers every config
         for f in files:
             run_dir = out / f.stem / f"seed{s}"
-            args = ["--config", str(f), *_flags(overrides), "--seed", str(s), "--out", str(run_dir), "--no-progress"]
+            args = ["--config", str(f), *_flags(exp.profile(profile, f.stem)), "--seed", str(s), "--out",
+                    str(run_dir), "--no-progress"]
             plans.append(RunPlan(f, s, run_dir, args, list(exp.evaluate)))
     return plans
 

@@ -62,7 +62,8 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    result = {"experiment": exp.name, "kind": exp.kind, "profile": args.profile, "overrides": overrides,
+    result = {"experiment": exp.name, "kind": exp.kind, "profile": args.profile,
+              "overrides": exp.profiles[args.profile] or {},
               "machine": ex.machine_info(), "seconds": seconds, "runs": records}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps(result, indent=2))

@@ -50,7 +50,7 @@ def test_every_experiment_file_loads_and_every_run_resolves(path):
             assert cfg.seed == p.seed and Path(cfg.out) == p.run_dir == ROOT / exp.out / profile / p.config.stem / \
                 f"seed{p.seed}"
             written = TrainConfig.from_dict(yaml.safe_load(p.config.read_text()))
-            for k, v in exp.profile(profile).items():  # the profile's overrides win, the rest is the config's
+            for k, v in exp.profile(profile, p.config.stem).items():  # the profile's overrides win, the rest is the config's
                 if k == "model_options":
                     assert cfg.model_options == {**written.model_options, **v}
                 else:
@@ -137,6 +137,27 @@ profiles:
     (plans[0].run_dir / "checkpoints").mkdir(parents=True)
     (plans[0].run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
     assert plans[0].train_command()[-1] == "--resume"  # an interrupted run is continued, not restarted
+
+
+def test_per_config_overrides_reach_only_their_config(tmp_path):
+    _write(tmp_path / "ls4.yaml", "model: ls4\nguide: ls4\nmodel_options: {N: 64, depth: 4}\n")
+    _write(tmp_path / "vrnn.yaml", "model: vrnn\nguide: full\n")
+    text = f"""
+name: x
+kind: generation
+out: {tmp_path}/out
+configs: [{tmp_path}/ls4.yaml, {tmp_path}/vrnn.yaml]
+profiles:
+  cpu: {{epochs: 2, h_dim: 8, model_options: {{obs_scale: 0.5}}, per_config: {{ls4: {{model_options: {{N: 8}}}}}}}}
+"""
+    exp = ex.load_experiment(_write(tmp_path / "e.yaml", text))
+    ls4, vrnn = (_train_config(p.train_args) for p in ex.plan_runs(exp, "cpu"))
+    assert ls4.model_options == {"N": 8, "depth": 4, "obs_scale": 0.5} and (ls4.epochs, ls4.h_dim) == (2, 8)
+    assert vrnn.model_options == {"obs_scale": 0.5} and (vrnn.epochs, vrnn.h_dim) == (2, 8)
+    assert exp.profile("cpu") == {"epochs": 2, "h_dim": 8, "model_options": {"obs_scale": 0.5}}
+    exp = ex.load_experiment(_write(tmp_path / "e.yaml", text.replace("{ls4: ", "{lsx: ")))
+    with pytest.raises(ValueError, match=r"per_config entries \['lsx'\] that name no run config"):
+        ex.plan_runs(exp, "cpu")
 
 
 def test_mean_std_hand_computed():
