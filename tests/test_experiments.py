@@ -50,7 +50,8 @@ def test_every_experiment_file_loads_and_every_run_resolves(path):
             assert cfg.seed == p.seed and Path(cfg.out) == p.run_dir == ROOT / exp.out / profile / p.config.stem / \
                 f"seed{p.seed}"
             written = TrainConfig.from_dict(yaml.safe_load(p.config.read_text()))
-            for k, v in exp.profile(profile, p.config.stem).items():  # the profile's overrides win, the rest is the config's
+            # the profile's overrides win, the rest is the config's
+            for k, v in exp.profile(profile, p.config.stem).items():
                 if k == "model_options":
                     assert cfg.model_options == {**written.model_options, **v}
                 else:
