@@ -457,8 +457,9 @@ def _generation_table(cells_by_data: Dict[str, Dict[str, Dict[str, Any]]]) -> st
     lines = ["| data | model | Marginal ↓ | Class. ↑ | Prediction ↓ | seeds | epochs |",
              "|---|---|---|---|---|---|---|"]
     for data, cells in cells_by_data.items():
-        for c in sorted(cells.values(), key=lambda c: MODEL_ORDER.index(c["model"]) if c["model"] in MODEL_ORDER
-                        else 99):
+        # LS4 first: the model the table is about, then its baselines
+        for c in sorted(cells.values(), key=lambda c: (c["model"] != "ls4", MODEL_ORDER.index(c["model"])
+                                                        if c["model"] in MODEL_ORDER else 99)):
             lines.append(f"| {data} | {NAMES.get(c['model'], c['model'])} | "
                          f"{_fmt(c['generation.marginal'], 4)} | {_fmt(c['generation.classification'], 4)} | "
                          f"{_fmt(c['generation.prediction'], 4)} | {len(c['seeds'])} | {_epochs(c['epochs_run'])} |")
