@@ -43,13 +43,12 @@ def main(argv=None) -> int:
 
     try:
         exp = ex.load_experiment(args.experiment)
-        overrides = exp.profile(args.profile)
         out = exp.out_dir(args.profile)
         if exp.kind == "oracle":
             from pyro_dssm.oracle import oracle_experiment, oracle_table
 
             t0 = time.time()
-            records = oracle_experiment(**{**exp.oracle, **overrides},
+            records = oracle_experiment(**{**exp.oracle, **exp.profile(args.profile)},
                                         seeds=args.seeds if args.seeds is not None else exp.seeds)
             status, table = {}, oracle_table(records)
             seconds = time.time() - t0

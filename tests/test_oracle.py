@@ -9,6 +9,7 @@ import pyro
 from pyro.infer import RenyiELBO, TraceMeanField_ELBO
 
 import pyro_dssm as pd
+from pyro_dssm.oracle import fit_guide
 
 Z, X = 2, 3
 
@@ -58,15 +59,6 @@ def test_kalman_likelihood_rejects_non_linear_models():
         pd.kalman_log_likelihood(pd.create_model("dmm", x_dim=X), torch.zeros(1, 2, X))
 
 
-def _fit_guide(m, guide, x, steps):
-    opt = torch.optim.Adam(guide.parameters(), lr=1e-2)
-    loss_fn = TraceMeanField_ELBO(num_particles=4, vectorize_particles=True, max_plate_nesting=1)
-    for _ in range(steps):
-        opt.zero_grad()
-        loss_fn.differentiable_loss(m, guide, x).backward()
-        opt.step()
-
-
 def _problem():
     """A linear-Gaussian model, 24 sequences of length 10 from it, their exact log p(x), a fresh full guide."""
     pyro.set_rng_seed(0)
@@ -81,7 +73,7 @@ def fitted():
     m, x, lp, guide = _problem()
     pyro.set_rng_seed(1)
     e0, se0 = pd.elbo_per_sequence(m, guide, x, num_particles=200)
-    _fit_guide(m, guide, x, steps=300)
+    fit_guide(m, guide, x, steps=300)
     return m, guide, x, lp, (e0.detach(), se0.detach())
 
 
@@ -154,7 +146,7 @@ def test_mean_field_elbo_is_the_monte_carlo_elbo():
 @pytest.mark.slow
 def test_long_fit_brings_the_full_guide_within_005_nats_per_step():
     m, x, lp, guide = _problem()
-    _fit_guide(m, guide, x, steps=1500)
+    fit_guide(m, guide, x, steps=1500)
     with torch.no_grad():
         e, _ = pd.elbo_per_sequence(m, guide, x, num_particles=1000)
     gap = ((lp - e) / x.shape[1]).mean().item()
