@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
-__all__ = ["TrainConfig", "load_config", "save_config", "add_config_arguments", "resolve_config"]
+from .fields import coerce_fields
+
+__all__ = ["TrainConfig", "load_config", "save_config", "add_config_arguments", "resolve_config", "given_fields",
+           "config_for_resume", "RESUME_SAFE_FIELDS"]
+
+# What a resume may change: how long and where it trains and what it shows, never what it trains on or how.
+RESUME_SAFE_FIELDS = frozenset({"epochs", "patience", "accelerator", "devices", "num_nodes", "strategy", "progress",
+                                "num_workers", "out"})
 
 
 @dataclass
@@ -76,6 +83,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
+        coerce_fields(self, "config")  # YAML's 3e-3 is a string; every field takes its declared type
         self.validate()
 
     def validate(self) -> None:
@@ -177,39 +185,72 @@ def save_config(cfg: TrainConfig, path: Union[str, os.PathLike]) -> None:
 # ----------------------------------------------------------------------------------------------
 
 _HELP = {
-    "model": "a registered model (pyro_dssm.list_models()), a taxonomy spec name such as 'arhmm+tr', or ls4",
-    "guide": "partial | full | A | B | C (ls4 for --model ls4)",
-    "iaf": "number of IAF layers on the guide (paper: 3)",
+    "model": "the model: a registered preset ({models}), a taxonomy spec name such as 'arhmm+tr' "
+             "(pyro_dssm.list_specs()), or ls4",
+    "guide": "the inference network: partial | full (Sec. II-B) | A | B | C (App. D); ls4 for --model ls4",
+    "iaf": "number of inverse autoregressive flows on the guide (paper: 3)",
     "iaf_dim": "hidden width of each IAF (paper: 20); must be >= z_dim",
-    "emission": "bernoulli | gaussian | itakura_saito | gaussian_power (default: bernoulli for binary data, "
-                "itakura_saito for speech)",
+    "z_dim": "latent dimension of z_t",
+    "h_dim": "width of the deterministic RNN states h (for ls4: the SSM channels H)",
+    "hidden_dim": "hidden width of the transition and emission networks (and of the guide's combiner)",
+    "guide_rnn_dim": "width of the guide's RNN over x",
+    "emission": "bernoulli | gaussian | itakura_saito | gaussian_power (default: bernoulli for 0/1 data, "
+                "itakura_saito for speech, gaussian otherwise)",
     "data": "bach (shipped chorales), jsb, nottingham, musedata, piano, speech (shipped clips), asterisk, "
             "librispeech-SUBSET, flame (LS4's stiff system, generated; flame-p3 .. flame-p10 for one p), "
-            "ushcn, physionet (irregularly sampled, under the data root), "
+            "macro, ushcn, physionet (irregularly sampled, under the data root), "
             "a Monash .tsf file, a .npy/.npz file, a .pickle, or a folder of MIDI/MusicXML or wav/flac files",
     "data_root": "folder holding downloaded corpora (default: $PYRO_DSSM_DATA or ~/.cache/pyro-dssm)",
-    "stft_hop": "STFT hop in samples (App. C: 25%% of the 1024-sample window)",
-    "seq_len": "frames per speech training sequence (App. C: 50)",
+    "frames_per_quarter": "MIDI/MusicXML folders: time frames per quarter note",
+    "max_sequences": "keep only the first N sequences of each split, for quick checks (default: all)",
+    "sample_rate": "speech: sample rate in Hz the audio is resampled to",
+    "stft_n_fft": "speech: STFT window length in samples (App. C: 1024)",
+    "stft_hop": "speech: STFT hop in samples (App. C: 25%% of the 1024-sample window)",
+    "seq_len": "speech: frames per training sequence (App. C: 50)",
     "trim_db": "speech: trim leading/trailing audio quieter than this many dB below the peak",
     "speaker_disjoint": "speech: split by speaker (first folder level) instead of by file",
-    "max_files": "speech: keep only the first N audio files",
+    "max_files": "speech: keep only the first N audio files (default: all)",
     "series_normalise": ".tsf series: per-series zscore (FRED-MD, NN5, Solar) or minmax (Temperature Rain)",
     "series_missing": ".tsf series with missing values: error, drop, interpolate or keep (NaN; LS4 only)",
     "observed_fraction": "irregular sampling (LS4 Sec. 5.3): keep each observed entry with this probability, "
                          "the others become unobserved (NaN); 1 keeps all",
-    "max_sequences": "keep only the first N sequences of each split (quick checks)",
-    "anneal_epochs": "epochs over which the KL factor rises to 1 (paper: 100)",
+    "epochs": "training epochs (a resume may raise it)",
+    "batch_size": "sequences per training batch",
+    "lr": "Adam learning rate",
+    "clip_norm": "clip the gradients' total norm to this (paper: 10)",
+    "anneal_epochs": "epochs over which the KL factor rises to 1 (paper: 100; 0: no annealing)",
     "min_annealing": "initial KL annealing factor",
     "patience": "early stopping after this many validations without improvement (0: off)",
-    "eval_particles": "particles for the final test ELBO",
     "ema_decay": "validate, checkpoint and evaluate an exponential moving average of the weights with this "
                  "decay (LS4 App. D.1: 0.999; 0: off)",
     "ema_start": "optimiser steps before the moving average starts (it holds the initial weights until then)",
+    "val_every": "validate every N epochs",
+    "eval_particles": "particles for the test negative ELBO before and after training",
+    "seed": "random seed of the initialisation, the data order and the splits of unsplit data",
     "jit": "compile the ELBO with JitTraceMeanField_ELBO (batches padded to a few length buckets)",
+    "num_buckets": "--jit: number of padded lengths (one compiled graph each)",
+    "num_workers": "data-loader worker processes (0: load in the main process)",
+    "accelerator": "cpu | gpu | auto (Lightning's accelerator)",
     "devices": "number of devices or 'auto'",
-    "strategy": "auto | ddp | ddp_spawn | ...",
-    "out": "run directory (default runs/MODEL-GUIDE-DATA)",
+    "num_nodes": "number of machines (distributed training)",
+    "strategy": "auto | ddp | ddp_spawn | ... (Lightning's strategy)",
+    "out": "run directory (default: runs/MODEL-GUIDE-DATA)",
+    "progress": "show a progress bar",
 }
+
+
+def _help(name: str, default: Any) -> str:
+    """A flag's help: its text plus its default, said once (a text that names its own default keeps it)."""
+    text = _HELP[name]
+    if "{models}" in text:
+        from .models import list_models
+
+        text = text.format(models=", ".join(list_models()))
+    if isinstance(default, bool):
+        return f"{text} (default: {'on' if default else 'off'})"
+    if "default" in text or default is None or default is dataclasses.MISSING:
+        return text
+    return f"{text} (default: {default})"
 
 
 def add_config_arguments(parser) -> None:
@@ -223,8 +264,8 @@ def add_config_arguments(parser) -> None:
                                 "transition_net=gated (repeatable)")
             continue
         flag = "--" + f.name.replace("_", "-")
-        kw: Dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": _HELP.get(f.name, "")}
         default = f.default
+        kw: Dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": _help(f.name, default)}
         if isinstance(default, bool):
             kw["action"] = argparse.BooleanOptionalAction
         elif f.name == "devices":
@@ -233,8 +274,6 @@ def add_config_arguments(parser) -> None:
             kw["type"] = int
         elif isinstance(default, float):
             kw["type"] = float
-        if "help" in kw and default is not dataclasses.MISSING and not isinstance(default, bool):
-            kw["help"] = (kw["help"] + f" (default: {default})").strip()
         parser.add_argument(flag, **kw)
 
 
@@ -244,8 +283,8 @@ def _parse_value(text: str):
     return yaml.safe_load(text)
 
 
-def resolve_config(args) -> TrainConfig:
-    """Defaults < ``args.config`` (a YAML file) < flags given on the command line."""
+def given_fields(args) -> Dict[str, Any]:
+    """The fields a command line sets: ``args.config`` (a YAML file) overridden by the flags given explicitly."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values: Dict[str, Any] = {}
     if getattr(args, "config", None):
@@ -262,4 +301,43 @@ def resolve_config(args) -> TrainConfig:
     values.update(given)
     if isinstance(values.get("devices"), str) and values["devices"].isdigit():
         values["devices"] = int(values["devices"])
-    return TrainConfig.from_dict(values)
+    return values
+
+
+def resolve_config(args) -> TrainConfig:
+    """Defaults < ``args.config`` (a YAML file) < flags given on the command line."""
+    return TrainConfig.from_dict(given_fields(args))
+
+
+def _flag(name: str) -> str:
+    return "--model-option" if name == "model_options" else "--" + name.replace("_", "-")
+
+
+def config_for_resume(saved: TrainConfig, given: Dict[str, Any], where: str = "the run") -> TrainConfig:
+    """The config of a resumed run: the run's own ``saved`` config, changed only where that is safe.
+
+    Args:
+        saved: the run's config (``RUN_DIR/config.yaml``).
+        given: the fields a command or a caller sets (``--config FILE`` and flags); ``emission: null``
+            (choose by the data) and ``out`` do not count as changes.
+        where: the run, for the error message.
+
+    Raises:
+        ValueError: ``given`` changes a field outside :data:`RESUME_SAFE_FIELDS`, naming the flag
+        and both values.
+    """
+    given = dict(given)
+    if given.get("emission", saved.emission) is None:
+        given.pop("emission")
+    if "model_options" in given:
+        given["model_options"] = {**saved.model_options, **(given["model_options"] or {})}
+    resumed = saved.replace(**given)
+    changed = [f.name for f in dataclasses.fields(TrainConfig)
+               if f.name not in RESUME_SAFE_FIELDS and getattr(resumed, f.name) != getattr(saved, f.name)]
+    if changed:
+        lines = [f"  {_flag(n)}: {getattr(saved, n)!r} in the run, {getattr(resumed, n)!r} now" for n in changed]
+        raise ValueError(f"cannot resume {where} with a different configuration:\n" + "\n".join(lines) + "\n"
+                         "A resume continues the run as its config.yaml says; only "
+                         + ", ".join(_flag(n) for n in sorted(RESUME_SAFE_FIELDS - {"out"}))
+                         + " may change. To train with other settings, start a new run with another --out.")
+    return resumed

@@ -168,7 +168,11 @@ def curves_figure(curves: Mapping[str, Sequence[float]], ylabel: str = "negative
 
 
 def piano_roll_figure(groups: Sequence[Tuple[str, Sequence[np.ndarray]]], lowest_midi: int = 21):
-    """Rows of piano rolls: ``groups`` is ``[(row title, [roll (T, 88), ...]), ...]``; time runs left to right."""
+    """Rows of piano rolls: ``groups`` is ``[(row title, [roll (T, 88), ...]), ...]``.
+
+    Time steps run left to right (x axis, "time step"); the y axis is the MIDI pitch,
+    ticked at each C (C1 = 24, ..., C8 = 108).
+    """
     groups = [(title, list(seqs)) for title, seqs in groups if len(seqs)]
     if not groups:
         raise ValueError("no piano rolls to draw")
@@ -177,14 +181,21 @@ def piano_roll_figure(groups: Sequence[Tuple[str, Sequence[np.ndarray]]], lowest
     for r, (title, seqs) in enumerate(groups):
         for c in range(cols):
             ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c < len(seqs):
-                roll = np.asarray(seqs[c])
-                ax.imshow(roll.T, aspect="auto", origin="lower", cmap="Greys", interpolation="nearest",
-                          extent=(0, roll.shape[0], lowest_midi, lowest_midi + roll.shape[1]))
+            if c >= len(seqs):
+                ax.axis("off")
+                continue
+            roll = np.asarray(seqs[c])
+            top = lowest_midi + roll.shape[1]
+            ax.imshow(roll.T, aspect="auto", origin="lower", cmap="Greys", interpolation="nearest",
+                      extent=(0, roll.shape[0], lowest_midi, top))
+            cs = [m for m in range(lowest_midi, top + 1) if m % 12 == 0]
+            ax.set_yticks(cs)
+            ax.set_yticklabels([f"C{m // 12 - 1}" for m in cs] if c == 0 else [], fontsize=6)
+            ax.tick_params(axis="x", labelsize=6)
+            if r == len(groups) - 1 or c >= len(groups[r + 1][1]):
+                ax.set_xlabel("time step", fontsize=7)
             if c == 0:
-                ax.set_ylabel(title, fontsize=8)
+                ax.set_ylabel(f"{title}\nMIDI pitch", fontsize=7)
     fig.tight_layout()
     return fig
 

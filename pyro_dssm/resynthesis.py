@@ -168,17 +168,25 @@ def analysis_resynthesis(model, guide, waves: Sequence[np.ndarray], power: Seque
     return out
 
 
-def score_resynthesis(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> Dict[str, float]:
-    """SI-SDR (dB), wide-band PESQ and ESTOI of one utterance; a measure that cannot be computed is ``nan``."""
-    from .metrics import estoi, pesq_wb, si_sdr
+def score_resynthesis(reference: np.ndarray, estimate: np.ndarray, sample_rate: int,
+                      reasons: Optional[Dict[str, str]] = None) -> Dict[str, float]:
+    """SI-SDR (dB), wide-band PESQ and ESTOI of one utterance.
+
+    A measure that is not defined for the utterance (:class:`~pyro_dssm.metrics.MetricUndefined`:
+    too short, silent, no utterance found) is ``nan``, and its reason goes into ``reasons``
+    when a dict is given. Every other error (bad input, a broken ``pesq`` install) propagates.
+    """
+    from .metrics import MetricUndefined, estoi, pesq_wb, si_sdr
 
     scores = {}
     for name, fn in (("si_sdr", si_sdr), ("pesq_wb", lambda r, e: pesq_wb(r, e, sample_rate)),
                      ("estoi", lambda r, e: estoi(r, e, sample_rate))):
         try:
             scores[name] = fn(reference, estimate)
-        except ValueError:
+        except MetricUndefined as e:
             scores[name] = float("nan")
+            if reasons is not None:
+                reasons[name] = str(e)
     return scores
 
 
@@ -237,10 +245,13 @@ def evaluate_resynthesis(model, guide, corpus, out_dir, *, latents: str = "sampl
     names, waves, power = corpus.utterances(split)
     items = analysis_resynthesis(model, guide, waves, power, cfg, latents=latents,
                                  batch_size=batch_size, seed=seed)
-    rows = []
+    rows, reasons = [], {}
     for name, item in zip(names, items):
+        why: Dict[str, str] = {}
         with _single_threaded_blas():
-            scores = score_resynthesis(item["wave"], item["estimate"], cfg.sample_rate)
+            scores = score_resynthesis(item["wave"], item["estimate"], cfg.sample_rate, why)
+        for key, text in why.items():
+            reasons.setdefault(key, {}).setdefault(text, []).append(name)
         rows.append({"id": name, "seconds": len(item["wave"]) / cfg.sample_rate, "frames": len(item["power"]),
                      **scores})
         if save_wav:
@@ -255,9 +266,14 @@ def evaluate_resynthesis(model, guide, corpus, out_dir, *, latents: str = "sampl
     for key in ("si_sdr", "pesq_wb", "estoi"):
         vals = [r[key] for r in rows if np.isfinite(r[key])]
         skipped[key] = len(rows) - len(vals)
+        if 2 * skipped[key] > len(rows):
+            why = "; ".join(f"{text} ({len(ids)}x, e.g. {ids[0]})" for text, ids in reasons.get(key, {}).items())
+            raise RuntimeError(f"{key} could not be computed for {skipped[key]} of the {len(rows)} {split} "
+                               f"utterances, so its average would not describe the split: {why}")
         if vals:
             metrics[key] = summarize(vals)
     summary = {"latents": latents, "utterances": len(rows), "metrics": metrics, "not_scored": skipped,
+               "not_scored_reasons": {k: {text: ids for text, ids in v.items()} for k, v in reasons.items()},
                "stft": {"sample_rate": cfg.sample_rate, "n_fft": cfg.n_fft, "hop": cfg.hop, "window": "sine"},
                "pesq_mode": "wide band (P.862.2)", "estoi": "pystoi, extended=True", "seed": seed,
                "split": split}

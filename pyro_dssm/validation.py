@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from typing import Optional, Tuple
 
 import torch
 
-__all__ = ["check_observations", "check_annealing", "lengths_from_mask"]
+__all__ = ["check_observations", "check_annealing", "lengths_from_mask", "BinaryDataWarning"]
+
+
+class BinaryDataWarning(UserWarning):
+    """Only 0/1 values met a density emission (Gaussian, Itakura-Saito, Gaussian-on-power).
+
+    A density's log-likelihood of discrete 0/1 values is not a probability: the
+    reported NLL can fall below the data's entropy, even below zero, and it cannot be
+    compared with a Bernoulli model's. Use ``emission="bernoulli"`` for binary data.
+    """
 
 
 def lengths_from_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -121,18 +131,21 @@ def _check_observations(x, mask, x_dim: int, emission: str, allow_missing: bool)
             i = int((~seen.flatten(1).any(-1)).nonzero()[0])
             raise ValueError(f"sequence {i} of the batch has no observed entry (all NaN)")
     # support of the emission on the valid steps (no copy of the valid part)
-    bad = None
-    if emission == "bernoulli":
-        bad = (x != 0) & (x != 1)
-    elif emission in ("itakura_saito", "gaussian_power"):
-        bad = x < 0
-    if bad is not None:
-        if mask is not None:
+    nonbinary = (x != 0) & (x != 1)
+    bad = nonbinary if emission == "bernoulli" else x < 0 if emission in ("itakura_saito", "gaussian_power") else None
+    if mask is not None:
+        nonbinary &= mask.unsqueeze(-1)
+        if bad is not None and bad is not nonbinary:
             bad &= mask.unsqueeze(-1)
-        if bad.any():
-            what = ("binary (0/1) under a Bernoulli emission" if emission == "bernoulli"
-                    else f"a non-negative power spectrogram under the {emission} emission")
-            raise ValueError(f"x must be {what}; found values such as {x[bad][:3].tolist()}")
+    if bad is not None and bad.any():
+        what = ("binary (0/1) under a Bernoulli emission" if emission == "bernoulli"
+                else f"a non-negative power spectrogram under the {emission} emission")
+        raise ValueError(f"x must be {what}; found values such as {x[bad][:3].tolist()}")
+    if emission != "bernoulli" and not allow_missing and not nonbinary.any():
+        warnings.warn(BinaryDataWarning(
+            f"x holds only 0/1 values, but the emission is {emission!r}, a density: its log-likelihood of "
+            "0/1 data is not a probability, and the NLL can fall below the data's entropy. For binary data "
+            "use emission='bernoulli' (create_model(..., emission='bernoulli'))"), stacklevel=4)
     return x, mask, lengths
 
 

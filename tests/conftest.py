@@ -1,4 +1,7 @@
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -10,6 +13,17 @@ torch.set_num_threads(1)
 
 TINY = dict(z_dim=3, h_dim=6, hidden_dim=6)
 TINY_GUIDE = dict(rnn_dim=6, hidden_dim=6)
+
+ROOT = Path(__file__).resolve().parents[1]
+# train.py flags of a run that takes seconds
+TINY_RUN = ["--max-sequences", "6", "--z-dim", "2", "--h-dim", "8", "--hidden-dim", "8", "--guide-rnn-dim", "8",
+            "--batch-size", "3", "--eval-particles", "2", "--no-progress"]
+
+
+def run_script(name, *args, timeout=600, env=None):
+    """Run ``scripts/NAME`` with ``args`` in a subprocess from the repository root; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=ROOT)
 
 
 @pytest.fixture(autouse=True)

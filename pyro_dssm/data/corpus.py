@@ -137,10 +137,16 @@ def _as_sequences(x: np.ndarray, lengths: Optional[np.ndarray], where: str) -> L
         seqs = [np.asarray(s, dtype=np.float32) for s in x]
     else:
         if x.ndim == 2:
-            return [x.astype(np.float32)]
+            # (N, T) series of scalars and (T, D) single sequences look alike: say how it would be read
+            T, D = x.shape
+            raise ValueError(
+                f"{where}: a 2-D array of shape {x.shape}, but (N, T, D) was expected (N sequences of T steps of "
+                f"D values). Read as it is, it would be ONE sequence of {T} steps with {D} values each. If its "
+                f"rows are {T} sequences of {D} scalar steps, save x[..., None] (shape ({T}, {D}, 1)); if it is "
+                f"one sequence, save x[None] (shape (1, {T}, {D})); for sequences of different shapes use "
+                "np.savez(path, *list_of_(T, D)_arrays)")
         if x.ndim != 3:
-            raise ValueError(f"{where}: array of shape {x.shape}; expected (N, T, D), a (T, D) sequence "
-                             "or a list of (T, D) arrays")
+            raise ValueError(f"{where}: array of shape {x.shape}; expected (N, T, D) or a list of (T, D) arrays")
         seqs = list(x.astype(np.float32))
     if lengths is not None:
         lengths = np.asarray(lengths)
@@ -157,11 +163,14 @@ def load_arrays(path: Union[str, os.PathLike], *, valid_fraction: float = 0.1, t
     """Users' own sequences from a ``.npy`` or ``.npz`` file.
 
     Accepted layouts:
-      - ``.npy``: ``(N, T, D)`` (all of length ``T``) or a single ``(T, D)``.
+      - ``.npy``: ``(N, T, D)`` (all of length ``T``).
       - ``.npz`` with ``x`` ``(N, T, D)`` and optional ``lengths`` ``(N,)``;
       - ``.npz`` with ``train``/``valid``/``test`` (each ``(N, T, D)``) and optional
         ``train_lengths``/``valid_lengths``/``test_lengths``: the splits are kept;
       - ``.npz`` of ``(T, D)`` arrays (``np.savez(path, *list_of_arrays)``).
+
+    A 2-D array (other than one of a list of ``(T, D)`` arrays) is refused: ``(N, T)``
+    series and a ``(T, D)`` sequence look alike, and the error says how to save either.
 
     Without given splits the sequences are split at random with ``seed``. With ``missing``
     NaN entries mark unobserved values (irregularly sampled data).

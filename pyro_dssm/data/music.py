@@ -105,27 +105,99 @@ def benchmark_cache_dir() -> Path:
     return data_home()
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Loads the benchmark pickles without executing arbitrary code.
+class _Refused(pickle.UnpicklingError):
+    """The pickle asks for something the published piano-roll pickles never hold."""
 
-    They are Python 2 pickles of plain lists, tuples and dicts that may hold numpy
-    scalars; nothing else is allowed.
+
+class _PickledDType:
+    """``numpy.dtype(...)`` as a benchmark pickle builds it: numeric kinds only (bool, int, uint, float).
+
+    numpy pickles a dtype as ``dtype(spec, align, copy)`` followed by ``__setstate__``
+    with ``(version, byteorder, subarray, names, fields, ...)``. Only a plain numeric
+    dtype, with a byte order and nothing else, is accepted: an object, void, string or
+    structured dtype would let a pickle build objects from raw bytes.
+    """
+
+    def __init__(self, spec, align=False, copy=False):
+        if not isinstance(spec, str):
+            raise _Refused(f"refusing numpy.dtype({spec!r}): a piano-roll pickle holds numeric scalars only")
+        try:
+            dtype = np.dtype(spec)
+        except TypeError as e:
+            raise _Refused(f"refusing numpy.dtype({spec!r}): {e}") from e
+        if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+            raise _Refused(f"refusing numpy.dtype({spec!r}) of kind {dtype.kind!r}: a piano-roll "
+                                         "pickle holds numeric (bool, integer, float) scalars only")
+        self.dtype = dtype
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) >= 2 and state[1] in ("<", ">", "|", "=")
+                and all(v is None for v in state[2:5])):
+            raise _Refused(f"refusing a numpy dtype state {state!r}: only a byte order may be set")
+        if state[1] in ("<", ">"):
+            self.dtype = self.dtype.newbyteorder(state[1])
+
+
+def _pickled_scalar(dtype, data=None):
+    """``numpy.core.multiarray.scalar(dtype, bytes)``: one numeric value, returned as a Python number."""
+    dt = getattr(dtype, "dtype", None) if isinstance(dtype, _PickledDType) else None
+    if dt is None:
+        raise _Refused(f"refusing a numpy scalar of {dtype!r}: only numeric dtypes are allowed")
+    if isinstance(data, str):  # Python 2 pickles read with encoding="latin1"
+        data = data.encode("latin1")
+    if not isinstance(data, bytes) or len(data) != dt.itemsize:
+        raise _Refused(f"refusing a numpy {dt} scalar of {data!r}: expected {dt.itemsize} bytes")
+    return np.frombuffer(data, dtype=dt)[0].item()
+
+
+def _latin1_bytes(text, encoding="utf-8", errors="strict"):
+    """``_codecs.encode(text, "latin1")``, as Python 3 writes bytes into protocol-2 pickles; nothing else."""
+    if not isinstance(text, str) or str(encoding).lower().replace("_", "-") not in ("latin1", "latin-1"):
+        raise _Refused(f"refusing _codecs.encode of {type(text).__name__} as {encoding!r}")
+    return text.encode("latin1")
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Loads the benchmark pickles without executing code and without building arrays.
+
+    The published pickles are Python 2 pickles of a dict of splits, each a list of
+    sequences, each a list of tuples of note numbers, some of them numpy scalars.
+    Exactly that is allowed: the globals a numpy scalar needs are replaced by
+    functions that accept only numeric dtypes and return plain Python numbers. No
+    ``numpy.ndarray``, no ``_reconstruct``: an object array built from raw bytes holds
+    forged pointers, and reading it crashes the process or worse.
     """
 
     _ALLOWED = {
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "dtype"), ("numpy", "ndarray"), ("_codecs", "encode"),
-        ("__builtin__", "set"), ("builtins", "set"), ("__builtin__", "frozenset"), ("builtins", "frozenset"),
+        ("numpy.core.multiarray", "scalar"): _pickled_scalar, ("numpy._core.multiarray", "scalar"): _pickled_scalar,
+        ("numpy", "dtype"): _PickledDType,
+        ("_codecs", "encode"): _latin1_bytes,
     }
 
     def find_class(self, module, name):
         if (module, name) in self._ALLOWED:
-            if module.startswith("numpy.core"):
-                module = module.replace("numpy.core", "numpy._core" if hasattr(np, "_core") else "numpy.core")
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}: the piano-roll pickles hold "
+            return self._ALLOWED[module, name]
+        raise _Refused(f"refusing to load global {module}.{name}: the piano-roll pickles hold "
                                      "only lists of MIDI note numbers")
+
+    def persistent_load(self, pid):
+        raise _Refused("refusing a persistent id: the piano-roll pickles have none")
+
+
+def _check_layout(raw, path: Path) -> None:
+    """Splits of sequences of steps of numbers, as the published pickles hold; a clear error otherwise."""
+    for split in SPLITS:
+        seqs = raw[split]
+        if not isinstance(seqs, (list, tuple)) or not seqs:
+            raise ValueError(f"{path}: split {split!r} must be a non-empty list of sequences")
+        for i, seq in enumerate(seqs):
+            if not isinstance(seq, (list, tuple)):
+                raise ValueError(f"{path}: {split}[{i}] must be a list of time steps, got {type(seq).__name__}")
+            for t, step in enumerate(seq):
+                if not isinstance(step, (list, tuple)) or not all(
+                        isinstance(n, (int, float)) and not isinstance(n, bool) for n in step):
+                    raise ValueError(f"{path}: {split}[{i}], step {t} must be a tuple of note numbers, "
+                                     f"got {step!r:.80}")
 
 
 def load_boulanger_pickle(path: PathLike) -> Corpus:
@@ -144,19 +216,19 @@ def load_boulanger_pickle(path: PathLike) -> Corpus:
     try:
         with open(path, "rb") as f:
             raw = _RestrictedUnpickler(f, encoding="latin1").load()
+    except _Refused as e:
+        raise ValueError(f"{path} is not a piano-roll pickle: {e}. The published files hold a dict of splits, each "
+                         "a list of sequences of tuples of note numbers, and nothing else is loaded") from e
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError,
-            IndexError, KeyError, UnicodeDecodeError) as e:
+            IndexError, KeyError, UnicodeDecodeError, RecursionError) as e:
         raise ValueError(f"{path} is not a readable piano-roll pickle ({type(e).__name__}: {e}); "
                          "the file may be corrupt or truncated: download it again") from e
     if not isinstance(raw, dict) or not set(SPLITS) <= set(raw):
         keys = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
         raise ValueError(f"{path}: expected a dict with keys {list(SPLITS)}, got {keys}")
-    splits = {}
-    for split in SPLITS:
-        seqs = raw[split]
-        if not isinstance(seqs, (list, tuple)) or not seqs:
-            raise ValueError(f"{path}: split {split!r} must be a non-empty list of sequences")
-        splits[split] = [notes_to_roll(s, where=f"{path.name} {split}[{i}]") for i, s in enumerate(seqs)]
+    _check_layout(raw, path)
+    splits = {split: [notes_to_roll(s, where=f"{path.name} {split}[{i}]") for i, s in enumerate(raw[split])]
+              for split in SPLITS}
     return Corpus(splits, name=path.stem, source=str(path))
 
 

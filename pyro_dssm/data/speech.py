@@ -337,8 +337,26 @@ def cache_root() -> Path:
     return data_home() / "speech-cache"
 
 
+# the libraries whose versions shape the cached waveforms and spectrograms (decoding, resampling, STFT)
+_FEATURE_LIBRARIES = ("librosa", "soxr", "soundfile", "torch", "numpy")
+
+
+def _library_versions() -> Dict[str, str]:
+    from importlib import metadata
+
+    versions = {}
+    for name in _FEATURE_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
 def _cache_key(root: Path, files: Sequence[str], settings: Dict[str, object]) -> str:
-    h = hashlib.sha256(json.dumps({"version": _CACHE_VERSION, "settings": settings}, sort_keys=True).encode())
+    """Changes with the files (names, sizes, times), the settings and the versions of the feature libraries."""
+    h = hashlib.sha256(json.dumps({"version": _CACHE_VERSION, "settings": settings,
+                                   "libraries": _library_versions()}, sort_keys=True).encode())
     for f in files:
         st = (root / f).stat()
         h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -346,11 +364,18 @@ def _cache_key(root: Path, files: Sequence[str], settings: Dict[str, object]) ->
 
 
 def _load_cached(path: Path, n_files: int):
+    """The cached waveforms and spectrograms, or ``None`` (with a warning) when the file is damaged."""
+    import warnings
+    import zipfile
+    import zlib
+
     try:
         with np.load(path, allow_pickle=False) as z:
             waves, w_off = z["waves"], z["wave_offsets"]
             power, p_off = z["power"], z["frame_offsets"]
-    except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, never trusted
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+        # a damaged or foreign file (killed write of an older version, disk error): rebuilt, never trusted
+        warnings.warn(f"speech cache {path} is unreadable ({type(e).__name__}: {e}); preprocessing again")
         return None
     if len(w_off) != n_files + 1 or len(p_off) != n_files + 1:
         return None
@@ -359,8 +384,9 @@ def _load_cached(path: Path, n_files: int):
 
 
 def _save_cache(path: Path, waves: List[np.ndarray], power: List[np.ndarray]) -> None:
-    from ..utils import atomic_open
+    from ..utils import atomic_open, remove_stale_parts
 
+    remove_stale_parts(path.parent, recursive=False)  # leftovers of killed cache writes
     with atomic_open(path) as f:  # straight to disk: a large corpus's cache would not fit twice in memory
         np.savez(f, waves=np.concatenate(waves), wave_offsets=np.cumsum([0] + [len(w) for w in waves]),
                  power=np.concatenate(power), frame_offsets=np.cumsum([0] + [len(p) for p in power]))

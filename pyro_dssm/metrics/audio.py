@@ -2,8 +2,11 @@
 
 Each takes a reference and an estimate, 1-D waveforms of equal length at the
 same sample rate, and returns a float. Bad input raises ``ValueError`` naming
-the problem (different lengths, NaN/inf, a silent reference, a signal too
-short for the measure).
+the problem (different lengths, NaN/inf). A measure that is not defined for the
+signals (a silent reference, a signal too short for the measure, no utterance
+found) raises :class:`MetricUndefined`, a ``ValueError`` that an evaluation may
+count as "not scored". Nothing else is caught: a broken ``pesq`` or ``pystoi``
+install fails loudly.
 
 - SI-SDR [1]: ``10 log10(|a s|^2 / |a s - s_hat|^2)`` with ``a = <s_hat, s> / |s|^2``,
   after removing each signal's mean; invariant to the scale of the estimate.
@@ -23,7 +26,15 @@ import warnings
 
 import numpy as np
 
-__all__ = ["si_sdr", "pesq_wb", "estoi"]
+__all__ = ["si_sdr", "pesq_wb", "estoi", "MetricUndefined", "SI_SDR_MAX_DB"]
+
+# SI-SDR of an exact (scaled) copy: float64 rounding of the target's energy, 10 log10(1 / eps) = 156.5 dB;
+# a perfect estimate scores that finite number and is averaged like any other (and a silent one its negative)
+SI_SDR_MAX_DB = float(10 * np.log10(1 / np.finfo(np.float64).eps))
+
+
+class MetricUndefined(ValueError):
+    """The measure is not defined for these signals (silent reference, too short, no utterance)."""
 
 
 def _pair(reference, estimate, name: str):
@@ -38,23 +49,31 @@ def _pair(reference, estimate, name: str):
     if not (np.isfinite(s).all() and np.isfinite(e).all()):
         raise ValueError(f"{name}: reference or estimate contains NaN or inf")
     if not np.any(s):
-        raise ValueError(f"{name}: the reference is silent (all zeros)")
+        raise MetricUndefined(f"{name}: the reference is silent (all zeros)")
     return s, e
 
 
 def si_sdr(reference, estimate) -> float:
-    """Scale-invariant signal-to-distortion ratio in dB (``inf`` for an exact scaled copy)."""
+    """Scale-invariant signal-to-distortion ratio in dB, within ``±SI_SDR_MAX_DB``.
+
+    An exact scaled copy scores :data:`SI_SDR_MAX_DB` and an estimate with no part
+    along the reference (silent, or orthogonal) ``-SI_SDR_MAX_DB``: finite numbers
+    that an average keeps, where ``±inf`` would be dropped or swamp it.
+    """
     s, e = _pair(reference, estimate, "SI-SDR")
     s = s - s.mean()
     e = e - e.mean()
     energy = s @ s
     if energy == 0:
-        raise ValueError("SI-SDR: the reference is constant (zero after removing its mean)")
+        raise MetricUndefined("SI-SDR: the reference is constant (zero after removing its mean)")
     target = (e @ s) / energy * s
     noise = e - target
-    if noise @ noise == 0:
-        return float("inf")
-    return float(10 * np.log10((target @ target) / (noise @ noise)))
+    t2, n2 = target @ target, noise @ noise
+    if t2 == 0:  # a silent or orthogonal estimate: nothing of the reference in it
+        return -SI_SDR_MAX_DB
+    if n2 == 0:
+        return SI_SDR_MAX_DB
+    return float(np.clip(10 * (np.log10(t2) - np.log10(n2)), -SI_SDR_MAX_DB, SI_SDR_MAX_DB))
 
 
 def pesq_wb(reference, estimate, sample_rate: int = 16000) -> float:
@@ -63,15 +82,16 @@ def pesq_wb(reference, estimate, sample_rate: int = 16000) -> float:
     if sample_rate != 16000:
         raise ValueError(f"PESQ: wide-band PESQ needs 16 kHz signals, got {sample_rate} Hz (resample first)")
     if s.size < 0.25 * sample_rate:
-        raise ValueError(f"PESQ: signals of {s.size / sample_rate:.3f} s are too short; PESQ needs at least 0.25 s")
-    from pesq import NoUtterancesError, pesq
+        raise MetricUndefined(f"PESQ: signals of {s.size / sample_rate:.3f} s are too short; PESQ needs at least "
+                              "0.25 s")
+    from pesq import BufferTooShortError, NoUtterancesError, pesq
 
     try:
         return float(pesq(sample_rate, s, e, "wb"))
     except NoUtterancesError as err:
-        raise ValueError("PESQ: no utterance detected in the reference (silent or near-silent signal)") from err
-    except Exception as err:  # noqa: BLE001 - the C code fails in several ways on degenerate input
-        raise ValueError(f"PESQ failed ({type(err).__name__}: {err}); is the reference near-silent?") from err
+        raise MetricUndefined("PESQ: no utterance detected in the reference (silent or near-silent signal)") from err
+    except BufferTooShortError as err:
+        raise MetricUndefined("PESQ: too little signal for the measure") from err
 
 
 def estoi(reference, estimate, sample_rate: int = 16000) -> float:
@@ -84,6 +104,6 @@ def estoi(reference, estimate, sample_rate: int = 16000) -> float:
         value = float(stoi(s, e, sample_rate, extended=True))
     for w in caught:
         if "Not enough STFT frames" in str(w.message):
-            raise ValueError(f"ESTOI: {s.size / sample_rate:.3f} s of signal leave too few non-silent frames "
+            raise MetricUndefined(f"ESTOI: {s.size / sample_rate:.3f} s of signal leave too few non-silent frames "
                              "(ESTOI needs about 0.4 s of speech)")
     return value

@@ -13,6 +13,7 @@ import pyro.distributions as dist
 import pyro.poutine as poutine
 from pyro.nn import PyroModule
 
+from ..fields import coerce_fields
 from ..nn.layers import (
     EMISSIONS,
     EmissionHead,
@@ -66,6 +67,7 @@ class ModelConfig:
     min_scale: float = 1e-3
 
     def __post_init__(self) -> None:
+        coerce_fields(self, "model")  # model options from YAML or --model-option take the declared types
         if isinstance(self.spec, str):
             object.__setattr__(self, "spec", DSSMSpec.from_name(self.spec))
         if not isinstance(self.spec, DSSMSpec):

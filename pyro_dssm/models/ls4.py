@@ -43,6 +43,7 @@ from pyro.distributions.torch_distribution import TorchDistribution
 from pyro.nn import PyroModule
 from torch.distributions import kl_divergence, register_kl
 
+from ..fields import coerce_fields
 from ..nn.ls4 import LS4GenStack, LS4Stack
 from ..nn.s4 import cached_discretisation
 from ..validation import check_annealing, check_observations
@@ -85,6 +86,7 @@ class LS4Config:
     missing: bool = False
 
     def __post_init__(self):
+        coerce_fields(self, "LS4")  # model options from YAML or --model-option take the declared types
         for k in ("x_dim", "z_dim", "H", "N", "depth"):
             v = getattr(self, k)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:

@@ -54,7 +54,7 @@ def model_config(name: Union[str, DSSMSpec, ModelConfig], **overrides) -> ModelC
     fields = {f.name for f in dataclasses.fields(ModelConfig)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
-        raise TypeError(f"unknown model option(s) {unknown}; valid options: {sorted(fields - {'spec'})}")
+        raise ValueError(f"unknown model option(s) {unknown}; valid options: {sorted(fields - {'spec'})}")
     if isinstance(name, ModelConfig):
         return dataclasses.replace(name, **overrides)
     if isinstance(name, DSSMSpec):
@@ -80,6 +80,18 @@ def create_model(name: Union[str, DSSMSpec, ModelConfig], **overrides) -> DSSM:
             :func:`~pyro_dssm.list_specs` (e.g. ``"fhmm+ff"``), a
             :class:`~pyro_dssm.DSSMSpec` or a :class:`ModelConfig`.
         **overrides: fields of :class:`ModelConfig` (``x_dim`` is required).
+
+    Defaults, where a preset does not set its own (see :class:`ModelConfig`):
+    ``z_dim=16``, ``h_dim=64``, ``hidden_dim=64``, ``emission="gaussian"`` (a
+    Gaussian with a learned diagonal scale), ``transition_net="mlp"``,
+    ``emission_net="mlp"``, ``recurrence="separate"``, ``min_scale=1e-3``.
+
+    The emission is **not** chosen by the data here (``scripts/train.py`` does that:
+    Bernoulli for 0/1 data, Itakura-Saito for speech): pass ``emission="bernoulli"``
+    for binary data such as piano rolls. A model with a density emission that is
+    given only 0/1 values warns (:class:`~pyro_dssm.validation.BinaryDataWarning`):
+    a density's log-likelihood of 0/1 data is not a probability and can fall below
+    the data's entropy.
     """
     if "x_dim" not in overrides and not isinstance(name, ModelConfig):
         raise TypeError("create_model needs x_dim, the observation dimension (e.g. x_dim=88 for piano rolls)")

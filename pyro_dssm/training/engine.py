@@ -24,7 +24,11 @@ parameters as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
 import json
+import logging
 import os
 import random
 import time
@@ -38,12 +42,14 @@ import pyro
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
 from pyro.infer import JitTraceMeanField_ELBO, TraceMeanField_ELBO
 
-from ..config import TrainConfig, save_config
+from ..config import TrainConfig, config_for_resume, load_config, save_config
 from ..data.corpus import SPLITS, Corpus, PadCollate, SequenceDataset, length_buckets, load_arrays
 from ..infer import LeanTraceMeanField_ELBO
-from ..utils import atomic_write_bytes, atomic_write_text
+from ..utils import atomic_write_bytes, atomic_write_text, remove_stale_parts
 
 __all__ = ["DSSMTask", "SequenceDataModule", "AtomicCheckpointIO", "build_corpus", "build_model_and_guide",
            "evaluate_split", "train", "load_run"]
@@ -412,14 +418,22 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     A run killed while saving leaves the previous checkpoint intact, never a
     truncated one.
+
+    Every checkpoint is read with ``torch.load(weights_only=True)``: tensors and plain
+    Python values only, never arbitrary objects. (Lightning leaves ``weights_only`` to
+    torch's default, which is ``False`` before torch 2.6, and the package accepts
+    ``torch>=2.1``.)
     """
 
     def save_checkpoint(self, checkpoint: Dict[str, Any], path, storage_options: Optional[Any] = None) -> None:
-        import io
-
         buf = io.BytesIO()
         torch.save(checkpoint, buf)
         atomic_write_bytes(path, buf.getvalue())
+
+    def load_checkpoint(self, path, map_location=None, weights_only: Optional[bool] = None) -> Dict[str, Any]:
+        if weights_only is False:
+            raise ValueError("pyro-dssm checkpoints are loaded with weights_only=True only")
+        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -467,10 +481,83 @@ def evaluate_split(model, guide, seqs: Sequence[np.ndarray], *, batch_size: int 
 # A whole run
 # ----------------------------------------------------------------------------------------------
 
-def _loggers(run_dir: Path):
-    from lightning.pytorch.loggers import CSVLogger
+class RunCSVLogger(Logger):
+    """``RUN_DIR/logs/metrics.csv``: one row per logging call, kept over every session of a run.
 
-    loggers = [CSVLogger(str(run_dir), name="logs", version="")]
+    Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when a fit starts in
+    its folder, so each resume would lose the rows before it. This logger appends, and
+    rewrites the file (atomically) only when a new column appears. Epochs that a resume
+    repeats (killed between logging and checkpointing) appear twice;
+    :func:`training_history` keeps the later row.
+    """
+
+    FILENAME = "metrics.csv"
+
+    def __init__(self, run_dir):
+        super().__init__()
+        self._root = Path(run_dir)
+
+    @property
+    def name(self) -> str:
+        return "logs"
+
+    @property
+    def version(self) -> str:
+        return ""
+
+    @property
+    def root_dir(self) -> str:
+        return str(self._root)
+
+    @property
+    def log_dir(self) -> str:
+        return str(self._root / "logs")
+
+    @property
+    def path(self) -> Path:
+        return self._root / "logs" / self.FILENAME
+
+    @rank_zero_only
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass  # the run's config.yaml holds them
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Dict[str, Any], step: Optional[int] = None) -> None:
+        row = {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in metrics.items()}
+        row["step"] = step
+        append_csv_row(self.path, row)
+
+
+def _read_csv(path: Path) -> Tuple[List[str], List[Dict[str, str]]]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        rows = [r for r in reader if None not in r]  # a row torn by a kill has too few or too many fields
+        return list(reader.fieldnames or []), rows
+
+
+def append_csv_row(path: Path, row: Dict[str, Any]) -> None:
+    """Append ``row`` to the CSV file ``path``; a new column rewrites the file atomically with the wider header."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header, rows = _read_csv(path) if path.is_file() else ([], [])
+    if not header or set(row) - set(header):
+        fields = sorted(set(header) | set(row))
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows + [row])
+        atomic_write_text(path, buf.getvalue())
+        return
+    buf = io.StringIO()
+    csv.DictWriter(buf, fieldnames=header).writerow(row)
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() and (f.seek(-1, os.SEEK_END), f.read(1))[1] != b"\n":
+            f.write(b"\n")  # end a row that a kill tore, so that the new row starts on its own line
+        f.write(buf.getvalue().encode("utf-8"))
+
+
+def _loggers(run_dir: Path):
+    loggers: List[Logger] = [RunCSVLogger(run_dir)]
     try:
         import tensorboard  # noqa: F401
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -479,6 +566,39 @@ def _loggers(run_dir: Path):
     except ImportError:
         pass
     return loggers
+
+
+class _DropLightningTips(logging.Filter):
+    """Drops Lightning's "💡 Tip: ... litlogger / litmodels" advertisements, which have no switch."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+@contextlib.contextmanager
+def quiet_lightning():
+    """Within the block, Lightning prints no advertisements and no ``LeafSpec`` deprecation warning.
+
+    Only those: Lightning's other messages and every other warning still show. The
+    ``FutureWarning`` comes from Lightning's own use of ``torch.utils._pytree.LeafSpec``
+    (torch >= 2.9), not from this package, and a user can do nothing about it.
+    """
+    from lightning_utilities.core import rank_zero
+
+    tip_filter = _DropLightningTips()
+    # rank_zero_info logs through the logger that lightning last installed in lightning_utilities
+    loggers = {rank_zero.log, *(logging.getLogger(n) for n in ("lightning.pytorch.utilities.rank_zero",
+                                                               "lightning.fabric.utilities.rank_zero"))}
+    for lg in loggers:
+        lg.addFilter(tip_filter)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                                    category=FutureWarning)
+            yield
+    finally:
+        for lg in loggers:
+            lg.removeFilter(tip_filter)
 
 
 def _devices(value):
@@ -530,20 +650,74 @@ def _prepare(cfg: TrainConfig, log=None):
     return corpus, emission, task, data
 
 
+def load_run_config(run_dir) -> TrainConfig:
+    """The config a run was trained with: ``RUN_DIR/config.yaml``, or the one its last checkpoint keeps."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.yaml"
+    if path.is_file():
+        return TrainConfig.from_dict(load_config(path), where=str(path))
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        saved = check_checkpoint(last).get("pyro_dssm_config")
+        if isinstance(saved, dict):
+            return TrainConfig.from_dict(saved, where=str(last))
+    raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.yaml")
+
+
+def _epochs_done(ckpt: Dict[str, Any]) -> int:
+    """Epochs a checkpoint has finished (``last.ckpt`` is written at the end of each epoch)."""
+    return int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+
+
+def _stopped_early(ckpt: Dict[str, Any], patience: int) -> bool:
+    """Early stopping had ended the run and ``patience`` does not give it more epochs."""
+    if not patience:
+        return False
+    for key, state in ckpt.get("callbacks", {}).items():
+        if key.startswith("EarlyStopping") and isinstance(state, dict):
+            return int(state.get("wait_count", 0)) >= patience
+    return False
+
+
+def _best_score(ckpt: Dict[str, Any]):
+    """The best validation score that the best-checkpoint callback had recorded in ``ckpt``."""
+    for state in ckpt.get("callbacks", {}).values():
+        if isinstance(state, dict) and state.get("monitor") == VAL_METRIC:
+            return state.get("best_model_score")
+    return None
+
+
 def train(cfg: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any]:
-    """Run (or resume) a training run in ``cfg.run_dir``; returns the final metrics (also in ``metrics.json``)."""
+    """Run (or resume) a training run in ``cfg.run_dir``; returns the final metrics (also in ``metrics.json``).
+
+    With ``resume=True`` the run continues as its ``config.yaml`` says: ``cfg`` may differ
+    from it only in :data:`~pyro_dssm.config.RESUME_SAFE_FIELDS` (epochs, patience,
+    hardware, progress bar), anything else raises ``ValueError``. :func:`resume_run`
+    builds such a ``cfg`` from the run directory. A run with nothing left to train
+    (``epochs`` reached, or stopped early) trains nothing and says so.
+    """
     run_dir = cfg.run_dir
     last = run_dir / "checkpoints" / "last.ckpt"
+    rank_zero = int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+    ckpt = None
     if resume:
         if not last.is_file():
             raise FileNotFoundError(f"cannot resume: {last} does not exist (start the run without --resume)")
-        check_checkpoint(last)
+        ckpt = check_checkpoint(last)
+        cfg = config_for_resume(load_run_config(run_dir), cfg.to_dict(), where=str(run_dir))
     elif last.is_file():
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    if rank_zero:
+        for path in remove_stale_parts(run_dir):
+            log(f"removed {path}, left by a killed write")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     corpus, emission, task, data = _prepare(cfg, log)
+    # the resolved config: what was used, not what was left to choose (emission by the data, default out)
+    cfg = cfg.replace(emission=emission, out=str(run_dir))
+    task.cfg = cfg
     _initialise(task, data)
-    rank_zero = int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+    done = _epochs_done(ckpt) if ckpt is not None else 0
+    left = ckpt is None or (done < cfg.epochs and not _stopped_early(ckpt, cfg.patience))
     if rank_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
@@ -560,11 +734,24 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any]:
         atomic_write_text(before_path, json.dumps(before, indent=2))
         log(f"untrained: test negative ELBO per step {before['nelbo_per_step']:.4f}")
         L.seed_everything(cfg.seed, workers=True, verbose=False)  # the evaluation must not shift the stream
-    trainer = make_trainer(cfg, run_dir)
-    trainer.fit(task, datamodule=data, ckpt_path=str(last) if resume else None)
+    metrics_path = run_dir / "metrics.json"
+    if not left:
+        why = (f"early stopping ended it after {done} epochs (--patience {cfg.patience}; raise it to go on)"
+               if done < cfg.epochs else f"it has trained {done} of --epochs {cfg.epochs} (raise --epochs to go on)")
+        log(f"nothing left to train in {run_dir}: {why}")
+        if metrics_path.is_file():
+            metrics = json.loads(metrics_path.read_text())
+            if metrics.get("epochs_run") == done:
+                return metrics
+        # killed after its last epoch but before the final evaluation: evaluate now
+    with quiet_lightning():
+        trainer = make_trainer(cfg, run_dir)
+        if left:
+            trainer.fit(task, datamodule=data, ckpt_path=str(last) if resume else None)
     if not trainer.is_global_zero:
         return {}
-    seconds = task.train_seconds()  # over every session of a resumed run
+    epochs_run = trainer.current_epoch if left else done
+    seconds = task.train_seconds() if left else float(ckpt.get("train_seconds", 0.0))  # over every session
     best = run_dir / "checkpoints" / "best.ckpt"
     chosen = best if best.is_file() else last
     load_weights(task, chosen)
@@ -573,17 +760,40 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any]:
     after.pop("per_sequence")
     if before is None and before_path.is_file():
         before = json.loads(before_path.read_text())
+    best_score = trainer.checkpoint_callback.best_model_score if left else _best_score(ckpt)
     metrics = {
         "model": cfg.model, "guide": cfg.guide, "iaf": cfg.iaf, "data": corpus.name, "emission": emission,
-        "epochs_run": trainer.current_epoch, "train_seconds": seconds, "checkpoint": chosen.name,
-        "best_val_nelbo_per_step": _float(trainer.checkpoint_callback.best_model_score),
+        "epochs_run": epochs_run, "train_seconds": seconds, "checkpoint": chosen.name,
+        "best_val_nelbo_per_step": _float(best_score),
         "test_nelbo_per_step_untrained": before["nelbo_per_step"] if before else None,
         "test_nelbo_per_step": after["nelbo_per_step"], "test": after,
     }
-    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
-    log(f"trained {metrics['epochs_run']} epochs in {seconds:.0f} s; test negative ELBO per step: "
-        f"{metrics['test_nelbo_per_step_untrained']} (untrained) -> {after['nelbo_per_step']:.4f} ({chosen.name})")
+    atomic_write_text(metrics_path, json.dumps(metrics, indent=2))
+    untrained = metrics["test_nelbo_per_step_untrained"]
+    if left:
+        n = epochs_run - done
+        session = f"{n} epoch{'s' * (n != 1)}"
+        if done:
+            session += f" (epoch {epochs_run} of the run)" if n == 1 else f" (epochs {done + 1}-{epochs_run} of the run)"
+        log(f"trained {session} in {task.train_seconds() - task.seconds_before:.0f} s"
+            + (f" ({seconds:.0f} s over all sessions)" if done else ""))
+    log(f"test negative ELBO per step: {'' if untrained is None else f'{untrained:.4f} (untrained) -> '}"
+        f"{after['nelbo_per_step']:.4f} ({chosen.name})")
     return metrics
+
+
+def resume_run(run_dir, log=print, **changes) -> Dict[str, Any]:
+    """Continue the run in ``run_dir`` as its ``config.yaml`` says, e.g. ``resume_run("runs/x", epochs=60)``.
+
+    ``changes`` may touch only :data:`~pyro_dssm.config.RESUME_SAFE_FIELDS`; anything else raises
+    ``ValueError`` naming the field and both values.
+    """
+    last = Path(run_dir) / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise FileNotFoundError(f"cannot resume: {last} does not exist (start the run without --resume)")
+    saved = load_run_config(run_dir)
+    cfg = config_for_resume(saved, {**changes, "out": str(run_dir)}, where=str(run_dir))
+    return train(cfg, resume=True, log=log)
 
 
 def _float(v):
@@ -680,4 +890,5 @@ def open_run(run_dir, checkpoint: str = "best"):
         return None
 
 
-__all__ += ["open_run", "training_history", "check_checkpoint", "load_weights", "make_trainer", "resolve_emission"]
+__all__ += ["open_run", "training_history", "check_checkpoint", "load_weights", "make_trainer", "resolve_emission",
+            "load_run_config", "resume_run", "RunCSVLogger", "append_csv_row", "quiet_lightning"]
