@@ -100,6 +100,22 @@ def test_history_survives_every_resume(small_run):
     assert epochs == [0, 1, 2, 3]  # Lightning's CSVLogger kept only the last session's rows
 
 
+def test_metrics_csv_appends_widens_and_survives_a_torn_row(tmp_path):
+    from pyro_dssm.training.engine import append_csv_row, training_history
+
+    path = tmp_path / "logs" / "metrics.csv"
+    append_csv_row(path, {"epoch": 0, "step": 1, "val/nelbo_per_step": 2.0})
+    append_csv_row(path, {"epoch": 0, "step": 1, "train/loss": 3.0})  # a new column: the file is rewritten
+    with open(path, "a") as f:
+        f.write("1,2,4.")  # a kill in the middle of a row
+    append_csv_row(path, {"epoch": 1, "step": 2, "val/nelbo_per_step": 1.5})
+    lines = path.read_text().splitlines()
+    assert lines[0] == "epoch,step,train/loss,val/nelbo_per_step"
+    assert lines[1:3] == ["0,1,,2.0", "0,1,3.0,"] and lines[-1] == "1,2,,1.5"
+    assert training_history(tmp_path) == {"epoch": [0, 1], "train": [3.0, pytest.approx(float("nan"), nan_ok=True)],
+                                          "val": [2.0, 1.5]}
+
+
 def test_resume_of_a_finished_run_trains_nothing(small_run):
     out, _ = small_run
     last = out / "checkpoints" / "last.ckpt"

@@ -531,15 +531,18 @@ class RunCSVLogger(Logger):
 def _read_csv(path: Path) -> Tuple[List[str], List[Dict[str, str]]]:
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        rows = [r for r in reader if None not in r]  # a row torn by a kill has too few or too many fields
+        # a row torn by a kill has too few fields (None values) or too many (a None key)
+        rows = [r for r in reader if None not in r and None not in r.values()]
         return list(reader.fieldnames or []), rows
 
 
 def append_csv_row(path: Path, row: Dict[str, Any]) -> None:
     """Append ``row`` to the CSV file ``path``; a new column rewrites the file atomically with the wider header."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    header, rows = _read_csv(path) if path.is_file() else ([], [])
+    with open(path, newline="") if path.is_file() else contextlib.nullcontext(io.StringIO()) as f:
+        header = next(csv.reader(f), [])
     if not header or set(row) - set(header):
+        header, rows = _read_csv(path) if header else ([], [])
         fields = sorted(set(header) | set(row))
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=fields)
@@ -664,6 +667,14 @@ def load_run_config(run_dir) -> TrainConfig:
     raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.yaml")
 
 
+def _last_for_resume(run_dir) -> Path:
+    """``RUN_DIR/checkpoints/last.ckpt``, which a resume starts from; a clear error when there is none."""
+    last = Path(run_dir) / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise FileNotFoundError(f"cannot resume: {last} does not exist (start the run without --resume)")
+    return last
+
+
 def _epochs_done(ckpt: Dict[str, Any]) -> int:
     """Epochs a checkpoint has finished (``last.ckpt`` is written at the end of each epoch)."""
     return int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
@@ -701,9 +712,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any]:
     rank_zero = int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
     ckpt = None
     if resume:
-        if not last.is_file():
-            raise FileNotFoundError(f"cannot resume: {last} does not exist (start the run without --resume)")
-        ckpt = check_checkpoint(last)
+        ckpt = check_checkpoint(_last_for_resume(run_dir))
         cfg = config_for_resume(load_run_config(run_dir), cfg.to_dict(), where=str(run_dir))
     elif last.is_file():
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
@@ -788,9 +797,7 @@ def resume_run(run_dir, log=print, **changes) -> Dict[str, Any]:
     ``changes`` may touch only :data:`~pyro_dssm.config.RESUME_SAFE_FIELDS`; anything else raises
     ``ValueError`` naming the field and both values.
     """
-    last = Path(run_dir) / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        raise FileNotFoundError(f"cannot resume: {last} does not exist (start the run without --resume)")
+    _last_for_resume(run_dir)
     saved = load_run_config(run_dir)
     cfg = config_for_resume(saved, {**changes, "out": str(run_dir)}, where=str(run_dir))
     return train(cfg, resume=True, log=log)
@@ -857,8 +864,9 @@ def training_history(run_dir) -> Dict[str, List[float]]:
     Returns:
         ``{"epoch": [...], "train": [...], "val": [...]}``: the training loss
         (negative ELBO per step, KL-annealed) and the validation negative ELBO
-        per step of each epoch, ``nan`` where an epoch has none (``--val-every``).
-        A resumed run's repeated epochs keep their last value.
+        per step of each epoch, ``nan`` where an epoch has none (``--val-every``),
+        over every session of a resumed run. Epochs that a resume repeated keep their
+        last value.
     """
     import csv
 
@@ -866,14 +874,13 @@ def training_history(run_dir) -> Dict[str, List[float]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: {run_dir} is not a run directory or has not trained yet")
     rows: Dict[int, Dict[str, float]] = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            if not row.get("epoch"):
-                continue
-            epoch = rows.setdefault(int(row["epoch"]), {})
-            for key, col in (("train", "train/loss"), ("val", VAL_METRIC)):
-                if row.get(col):
-                    epoch[key] = float(row[col])
+    for row in _read_csv(path)[1]:  # every session's rows; a row torn by a kill is skipped
+        if not row.get("epoch"):
+            continue
+        epoch = rows.setdefault(int(row["epoch"]), {})
+        for key, col in (("train", "train/loss"), ("val", VAL_METRIC)):
+            if row.get(col):
+                epoch[key] = float(row[col])
     epochs = sorted(rows)
     return {"epoch": epochs, **{k: [rows[e].get(k, float("nan")) for e in epochs] for k in ("train", "val")}}
 
