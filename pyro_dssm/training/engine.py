@@ -579,12 +579,13 @@ class _DropLightningTips(logging.Filter):
 
 
 @contextlib.contextmanager
-def quiet_lightning():
+def quiet_lightning(resume: bool = False):
     """Within the block, Lightning prints no advertisements and no ``LeafSpec`` deprecation warning.
 
     Only those: Lightning's other messages and every other warning still show. The
     ``FutureWarning`` comes from Lightning's own use of ``torch.utils._pytree.LeafSpec``
-    (torch >= 2.9), not from this package, and a user can do nothing about it.
+    (torch >= 2.9), not from this package, and a user can do nothing about it. With
+    ``resume``, also the warning that the checkpoint folder is not empty: a resumed run's is.
     """
     from lightning_utilities.core import rank_zero
 
@@ -598,6 +599,8 @@ def quiet_lightning():
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                                     category=FutureWarning)
+            if resume:
+                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             yield
     finally:
         for lg in loggers:
@@ -753,7 +756,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any]:
             if metrics.get("epochs_run") == done:
                 return metrics
         # killed after its last epoch but before the final evaluation: evaluate now
-    with quiet_lightning():
+    with quiet_lightning(resume=resume):
         trainer = make_trainer(cfg, run_dir)
         if left:
             trainer.fit(task, datamodule=data, ckpt_path=str(last) if resume else None)
