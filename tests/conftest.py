@@ -5,6 +5,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import numpy as np
 import pyro
 import pytest
 import torch
@@ -18,6 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 # train.py flags of a run that takes seconds
 TINY_RUN = ["--max-sequences", "6", "--z-dim", "2", "--h-dim", "8", "--hidden-dim", "8", "--guide-rnn-dim", "8",
             "--batch-size", "3", "--eval-particles", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def short_rolls(tmp_path_factory):
+    """12 short binary sequences (T <= 10) in an .npz: a user's own data, for quick runs of train.py."""
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("data") / "short.npz"
+    np.savez(path, x=(rng.random((12, 10, 88)) < 0.05).astype(np.float32), lengths=rng.integers(4, 11, size=12))
+    return path
 
 
 def run_script(name, *args, timeout=600, env=None):

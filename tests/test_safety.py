@@ -23,19 +23,10 @@ from conftest import run_script as script
 
 
 @pytest.fixture(scope="module")
-def rolls(tmp_path_factory):
-    """12 short binary sequences in an .npz: the user's own data."""
-    rng = np.random.default_rng(1)
-    path = tmp_path_factory.mktemp("data") / "a.npz"
-    np.savez(path, x=(rng.random((12, 8, 88)) < 0.05).astype(np.float32), lengths=rng.integers(3, 9, size=12))
-    return path
-
-
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory, rolls):
+def small_run(tmp_path_factory, short_rolls):
     """A 2-epoch run on the user's .npz, resumed to 3 and then 4 epochs with only --out, --resume and --epochs."""
     out = tmp_path_factory.mktemp("runs") / "small"
-    outputs = [script("train.py", "--data", rolls, "--epochs", "2", "--out", out, "--model", "vrnn", "--guide",
+    outputs = [script("train.py", "--data", short_rolls, "--epochs", "2", "--out", out, "--model", "vrnn", "--guide",
                       "partial", *TINY_RUN)]
     outputs.append(script("train.py", "--out", out, "--resume", "--epochs", "3"))
     outputs.append(script("train.py", "--out", out, "--resume", "--epochs", "4", "--no-progress"))
@@ -45,27 +36,27 @@ def small_run(tmp_path_factory, rolls):
 
 
 # ---------------------------------------------------------------------------------------------- 1-4: runs
-def test_resume_rebuilds_the_run_from_its_own_config(small_run, rolls):
+def test_resume_rebuilds_the_run_from_its_own_config(small_run, short_rolls):
     out, outputs = small_run
     m = json.loads((out / "metrics.json").read_text())
     # before the fix the resume trained the default model on the Bach chorales
-    assert m["data"] == "a" and m["model"] == "vrnn" and m["guide"] == "partial" and m["epochs_run"] == 4
+    assert m["data"] == "short" and m["model"] == "vrnn" and m["guide"] == "partial" and m["epochs_run"] == 4
     cfg = yaml.safe_load((out / "config.yaml").read_text())
-    assert cfg["data"] == str(rolls) and cfg["epochs"] == 4 and cfg["z_dim"] == 2
-    assert "data: Corpus('a'" in outputs[1].stdout
+    assert cfg["data"] == str(short_rolls) and cfg["epochs"] == 4 and cfg["z_dim"] == 2
+    assert "data: Corpus('short'" in outputs[1].stdout
     untrained = json.loads((out / "untrained_test.json").read_text())
     assert m["test_nelbo_per_step_untrained"] == untrained["nelbo_per_step"]
 
 
-def test_resume_refuses_a_flag_that_changes_the_run(small_run, rolls):
+def test_resume_refuses_a_flag_that_changes_the_run(small_run, short_rolls):
     out, _ = small_run
     before = (out / "checkpoints" / "last.ckpt").read_bytes()
     r = script("train.py", "--out", out, "--resume", "--epochs", "5", "--data", "bach", "--lr", "0.01")
     assert r.returncode == 2
-    assert f"--data: {str(rolls)!r} in the run, 'bach' now" in r.stderr
+    assert f"--data: {str(short_rolls)!r} in the run, 'bach' now" in r.stderr
     assert "--lr: 0.003 in the run, 0.01 now" in r.stderr and "Traceback" not in r.stderr
     assert (out / "checkpoints" / "last.ckpt").read_bytes() == before
-    assert yaml.safe_load((out / "config.yaml").read_text())["data"] == str(rolls)
+    assert yaml.safe_load((out / "config.yaml").read_text())["data"] == str(short_rolls)
 
 
 def test_config_for_resume_changes_only_safe_fields():
@@ -382,10 +373,10 @@ def test_checkpoints_load_weights_only_even_where_torch_defaults_otherwise(tmp_p
         AtomicCheckpointIO().load_checkpoint(str(path), weights_only=False)
 
 
-def test_a_resume_loads_every_checkpoint_weights_only(tmp_path, rolls, monkeypatch):
+def test_a_resume_loads_every_checkpoint_weights_only(tmp_path, short_rolls, monkeypatch):
     from pyro_dssm.training import resume_run, train
 
-    cfg = TrainConfig(data=str(rolls), model="rssm", guide="partial", epochs=1, max_sequences=6, z_dim=2, h_dim=8,
+    cfg = TrainConfig(data=str(short_rolls), model="rssm", guide="partial", epochs=1, max_sequences=6, z_dim=2, h_dim=8,
                       hidden_dim=8, guide_rnn_dim=8, batch_size=3, eval_particles=1, progress=False,
                       out=str(tmp_path / "r"))
     train(cfg, log=lambda *a: None)

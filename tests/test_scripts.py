@@ -29,15 +29,6 @@ def load_script(name):
 
 
 @pytest.fixture(scope="module")
-def short_rolls(tmp_path_factory):
-    """12 short binary sequences (T <= 10) in an .npz: quick runs for the resume, kill, JIT and DDP checks."""
-    rng = np.random.default_rng(0)
-    path = tmp_path_factory.mktemp("data") / "short.npz"
-    np.savez(path, x=(rng.random((12, 10, 88)) < 0.05).astype(np.float32), lengths=rng.integers(4, 11, size=12))
-    return path
-
-
-@pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """One tiny finished run on the shipped chorales, shared by the evaluate/sample/results tests."""
     out = tmp_path_factory.mktemp("runs") / "arssm"

@@ -6,6 +6,7 @@ from .generation import classification_score, prediction_score
 from .stats import summarize
 from .timeseries import crps_from_samples, crps_gaussian, crps_gaussian_mixture, marginal_score, masked_mse
 
-__all__ = ["si_sdr", "pesq_wb", "estoi", "MetricUndefined", "SI_SDR_MAX_DB", "summarize", "crps_from_samples", "crps_gaussian", "crps_gaussian_mixture",
+__all__ = ["si_sdr", "pesq_wb", "estoi", "MetricUndefined", "SI_SDR_MAX_DB", "summarize", "crps_from_samples",
+           "crps_gaussian", "crps_gaussian_mixture",
            "marginal_score",
            "masked_mse", "classification_score", "prediction_score"]

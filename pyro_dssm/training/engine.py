@@ -786,7 +786,8 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any]:
         n = epochs_run - done
         session = f"{n} epoch{'s' * (n != 1)}"
         if done:
-            session += f" (epoch {epochs_run} of the run)" if n == 1 else f" (epochs {done + 1}-{epochs_run} of the run)"
+            span = f"epoch {epochs_run}" if n == 1 else f"epochs {done + 1}-{epochs_run}"
+            session += f" ({span} of the run)"
         log(f"trained {session} in {task.train_seconds() - task.seconds_before:.0f} s"
             + (f" ({seconds:.0f} s over all sessions)" if done else ""))
     log(f"test negative ELBO per step: {'' if untrained is None else f'{untrained:.4f} (untrained) -> '}"
