@@ -38,6 +38,7 @@ class TrainConfig:
     hidden_dim: int = 64
     guide_rnn_dim: int = 64
     emission: Optional[str] = None  # None: bernoulli for binary data, itakura_saito for speech, else gaussian
+    init_output: bool = True  # start the emission's output biases at the training data's statistics
     model_options: Dict[str, Any] = field(default_factory=dict)  # any other ModelConfig field
     # data
     data: str = "bach"  # bach, jsb, ..., speech, asterisk, librispeech-SUBSET, flame, macro, a file, a folder
@@ -64,6 +65,7 @@ class TrainConfig:
     clip_norm: float = 10.0
     anneal_epochs: int = 5
     min_annealing: float = 0.2
+    free_bits: float = 0.0  # nats per latent step and sequence below which the KL costs a constant (0: the ELBO)
     patience: int = 0  # early stopping on the validation ELBO; 0 = off
     ema_decay: float = 0.0  # exponential moving average of the weights (LS4 App. D.1: 0.999); 0 = off
     ema_start: int = 0  # optimiser steps before the average starts following the weights
@@ -106,6 +108,10 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1) (0: no weight averaging), got {self.ema_decay!r}")
         if self.ema_decay and self.jit:
             raise ValueError("ema_decay needs module-local parameters, which --jit does not use")
+        if not self.free_bits >= 0:
+            raise ValueError(f"free_bits must be >= 0 nats (0: the plain ELBO), got {self.free_bits!r}")
+        if self.free_bits and self.jit:
+            raise ValueError("free_bits needs the engine's own loss, which --jit replaces")
         if not 0 < self.min_annealing <= 1:
             raise ValueError(f"min_annealing must be in (0, 1], got {self.min_annealing!r}")
         for name in ("max_sequences", "max_files"):
@@ -196,6 +202,8 @@ _HELP = {
     "guide_rnn_dim": "width of the guide's RNN over x",
     "emission": "bernoulli | gaussian | itakura_saito | gaussian_power (default: bernoulli for 0/1 data, "
                 "itakura_saito for speech, gaussian otherwise)",
+    "init_output": "start the emission's output biases at the training data's statistics (log-odds, mean and "
+                   "std, mean power) instead of PyTorch's default",
     "data": "bach (shipped chorales), jsb, nottingham, musedata, piano, speech (shipped clips), asterisk, "
             "librispeech-SUBSET, flame (LS4's stiff system, generated; flame-p3 .. flame-p10 for one p), "
             "macro, ushcn, physionet (irregularly sampled, under the data root), "
@@ -220,6 +228,8 @@ _HELP = {
     "clip_norm": "clip the gradients' total norm to this (paper: 10)",
     "anneal_epochs": "epochs over which the KL factor rises to 1 (paper: 100; 0: no annealing)",
     "min_annealing": "initial KL annealing factor",
+    "free_bits": "free bits (Kingma et al. 2016): each time step's KL, averaged over the batch, counts at least "
+                 "this many nats in the training loss (0: the ELBO)",
     "patience": "early stopping after this many validations without improvement (0: off)",
     "ema_decay": "validate, checkpoint and evaluate an exponential moving average of the weights with this "
                  "decay (LS4 App. D.1: 0.999; 0: off)",

@@ -26,7 +26,7 @@ from torch.distributions import kl_divergence
 
 from .models.dssm import DSSM
 
-__all__ = ["log_weights", "elbo_per_sequence", "iwae_per_sequence", "kalman_log_likelihood",
+__all__ = ["log_weights", "log_weight_parts", "elbo_per_sequence", "iwae_per_sequence", "kalman_log_likelihood",
            "linear_gaussian_log_likelihood", "PARTICLE_PLATE", "LeanTraceMeanField_ELBO"]
 
 #: Name of the particle plate; it matches Pyro's own vectorised ELBOs.
@@ -43,6 +43,18 @@ def log_weights(model: Callable, guide: Callable, x: torch.Tensor, mask: Optiona
         x: ``(B, T, x_dim)``; mask: optional ``(B, T)`` boolean.
         num_particles: ``K``, drawn in parallel.
     """
+    obs, latent = log_weight_parts(model, guide, x, mask, num_particles, **kwargs)
+    return obs + latent
+
+
+def log_weight_parts(model: Callable, guide: Callable, x: torch.Tensor, mask: Optional[torch.Tensor] = None,
+                     num_particles: int = 1, **kwargs) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The two parts of :func:`log_weights`, each ``(K, B)``: ``log p(x | z_k)`` (the reconstruction term)
+    and ``log p(z_k) - log q(z_k | x)`` (minus a one-sample estimate of the KL term).
+
+    Their sum is the log-weight; their means over ``k`` split the ELBO into reconstruction
+    and KL, which shows a collapsed posterior (KL near 0).
+    """
     if num_particles < 1:
         raise ValueError(f"num_particles must be >= 1, got {num_particles}")
 
@@ -55,13 +67,17 @@ def log_weights(model: Callable, guide: Callable, x: torch.Tensor, mask: Optiona
     guide_tr = poutine.trace(vectorize(guide)).get_trace(x, mask, **kwargs)
     model_tr = poutine.trace(poutine.replay(vectorize(model), trace=guide_tr)).get_trace(x, mask, **kwargs)
     B = x.shape[0]
-    lw = x.new_zeros(num_particles, B)
+    obs, latent = x.new_zeros(num_particles, B), x.new_zeros(num_particles, B)
     for tr, sign in ((model_tr, 1.0), (guide_tr, -1.0)):
         tr.compute_log_prob()
         for site in tr.nodes.values():
             if site["type"] == "sample":
-                lw = lw + sign * site["log_prob"].expand(num_particles, B)
-    return lw
+                lp = sign * site["log_prob"].expand(num_particles, B)
+                if site["is_observed"]:
+                    obs = obs + lp
+                else:
+                    latent = latent + lp
+    return obs, latent
 
 
 def elbo_per_sequence(model, guide, x, mask=None, num_particles: int = 1, **kwargs
@@ -133,7 +149,39 @@ class LeanTraceMeanField_ELBO(TraceMeanField_ELBO):
     only where the estimate needs them. Pyro's checks (model/guide match, site
     shapes, mean-field order) run as in Pyro when validation is enabled.
     ``tests/test_shared_states.py`` checks equal losses and gradients for every preset.
+
+    Args:
+        free_bits: ``lambda >= 0`` nats. With ``lambda > 0`` each latent site's analytic KL
+            (not those of IAF guides, whose KL is a Monte-Carlo term),
+            averaged over the sequences where the site is valid, counts as
+            ``max(lambda, KL)`` ("free bits", Kingma et al. 2016, eq. 15, one group per
+            time step): a posterior step that carries less than ``lambda`` nats costs
+            ``lambda`` and gets no gradient pushing it towards the prior. The objective is
+            then no longer the ELBO; use it for training only (0, the default, is the ELBO).
+        **kwargs: those of :class:`~pyro.infer.TraceMeanField_ELBO`.
     """
+
+    def __init__(self, *args, free_bits: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not free_bits >= 0:
+            raise ValueError(f"free_bits must be >= 0 nats, got {free_bits!r}")
+        self.free_bits = float(free_bits)
+
+    def _kl_term(self, g) -> torch.Tensor:
+        """A site's analytic KL summed over its batch, floored at ``free_bits`` per valid sequence."""
+        kl = g["kl_qp"].sum()
+        if not self.free_bits:
+            return kl
+        # where the site is valid: poutine.mask's mask and the distribution's own (DSSMs mask with fn.mask)
+        valid = torch.ones_like(g["kl_qp"], dtype=torch.bool)
+        for m in (g["mask"], getattr(g["fn"], "_mask", None)):
+            if isinstance(m, torch.Tensor):
+                valid = valid & m.expand_as(valid)
+            elif m is False:
+                valid = torch.zeros_like(valid)
+        valid = valid.sum()
+        scale = g["scale"]
+        return torch.maximum(kl, self.free_bits * valid * torch.as_tensor(scale, dtype=kl.dtype))
 
     def _get_trace(self, model, guide, args, kwargs):
         guide_trace = poutine.trace(guide, graph_type="flat").get_trace(*args, **kwargs)
@@ -190,7 +238,7 @@ class LeanTraceMeanField_ELBO(TraceMeanField_ELBO):
                 raise NotImplementedError(f"guide site {name!r} is not reparameterised; "
                                           "TraceMeanField_ELBO needs every guide distribution reparameterised")
             if "kl_qp" in g:
-                elbo = elbo - g["kl_qp"].sum()
+                elbo = elbo - self._kl_term(g)
             else:
                 elbo = elbo + site["log_prob_sum"] - g["score_parts"].entropy_term.sum()
         for name, g in guide_trace.nodes.items():  # auxiliary guide sites

@@ -258,6 +258,21 @@ class DSSM(PyroModule):
         """Validate ``x`` ``(B, T, x_dim)`` and ``mask`` ``(B, T)``; returns ``(x, mask, lengths)``."""
         return check_observations(x, mask, self.config.x_dim, self.config.emission)
 
+    def init_from_data(self, x, mask=None) -> "DSSM":
+        """Start the emission's output biases at the statistics of training data ``x`` ``(B, T, x_dim)``.
+
+        One call before training, e.g. ``model.init_from_data(x_train, mask_train)``:
+        the Bernoulli logits at each dimension's log-odds, the Gaussian at the data's
+        mean and standard deviation, the Itakura-Saito variance at the mean power per
+        bin (:meth:`~pyro_dssm.nn.layers.EmissionHead.init_from_data`). The model is the
+        same model; only its starting point moves off the plateau where every key
+        is equally likely. ``scripts/train.py`` does it by default (``--no-init-output``
+        turns it off). Returns the model.
+        """
+        x, mask, _ = self.check_inputs(x, mask)
+        self.emitter.init_from_data(x, mask)
+        return self
+
     # Pieces that guides reuse ("reusing the RNN structure of the generative process", Sec. II-B.2).
     #
     # A guide that conditions on generative states (full alignment, variants A and C)

@@ -306,6 +306,31 @@ class LS4Model(PyroModule):
     def z_dim(self) -> int:
         return self.config.z_dim
 
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> "LS4Model":
+        """Start the decoder's output bias at the mean of training data ``x`` ``(B, L, x_dim)``.
+
+        LS4's observation model is a Gaussian of fixed scale around the decoder mean
+        (eq. 10), so its equivalent of the taxonomy models' output initialisation is
+        the mean alone: the head's bias is the per-dimension mean over the observed
+        entries (NaN and masked steps left out) and its weights are scaled by the
+        per-dimension std; with ``output="sigmoid"`` the bias is the mean's logit.
+        Returns the model.
+        """
+        from ..nn.layers import data_moments
+
+        x, mask, _ = check_observations(x, mask, self.config.x_dim, "gaussian", allow_missing=self.config.missing)
+        n, mean, std = data_moments(x, mask)
+        if not bool((n > 0).any()):
+            raise ValueError("init_from_data needs at least one valid, observed entry of x")
+        if self.config.output == "sigmoid":
+            p = mean.clamp(1e-4, 1 - 1e-4)
+            mean = torch.log(p) - torch.log1p(-p)
+        else:  # the mean moves with its inputs in units of the data's std
+            self.decoder.head.weight.mul_(std.to(self.decoder.head.weight).unsqueeze(-1))
+        self.decoder.head.bias.copy_(mean)
+        return self
+
     def forward(self, x: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None, *,
                 num_steps: Optional[int] = None, batch_size: Optional[int] = None,
                 annealing_factor: float = 1.0) -> torch.Tensor:

@@ -55,6 +55,8 @@ __all__ = ["DSSMTask", "SequenceDataModule", "AtomicCheckpointIO", "build_corpus
            "evaluate_split", "train", "load_run"]
 
 VAL_METRIC = "val/nelbo_per_step"
+VAL_RECON = "val/recon_nll_per_step"  # -E_q log p(x | z) per step
+VAL_KL = "val/kl_per_step"  # E_q [log q(z | x) - log p(z)] per step (one-sample estimate)
 MUSIC_BENCHMARKS = ("jsb", "nottingham", "musedata", "piano")
 MONASH = ("fred-md", "nn5-daily", "temperature-rain", "solar-weekly")
 
@@ -230,9 +232,10 @@ class DSSMTask(L.LightningModule):
         model, guide: ``PyroModule``s with signature ``f(x, mask, *, annealing_factor)``.
         cfg: the run's config (learning rate, annealing schedule, JIT).
 
-    Logged: ``train/loss`` (annealed negative ELBO per valid step) and
+    Logged: ``train/loss`` (annealed negative ELBO per valid step),
     ``val/nelbo_per_step`` (unannealed; the sum over the validation split divided
-    by its number of steps, reduced over all processes).
+    by its number of steps, reduced over all processes) and its two terms,
+    ``val/recon_nll_per_step`` and ``val/kl_per_step`` (a KL near 0 is a collapsed posterior).
     """
 
     def __init__(self, model, guide, cfg: TrainConfig):
@@ -241,7 +244,7 @@ class DSSMTask(L.LightningModule):
         if cfg.jit:
             elbo = CachedJitTraceMeanField_ELBO(ignore_jit_warnings=True)(_Positional(model), _Positional(guide))
         else:
-            elbo = LeanTraceMeanField_ELBO()(model, guide)
+            elbo = LeanTraceMeanField_ELBO(free_bits=cfg.free_bits)(model, guide)
         # kept out of the module tree so that the state dict has one copy of each parameter
         object.__setattr__(self, "elbo", elbo)
         self._val_sums: List[torch.Tensor] = []
@@ -270,16 +273,21 @@ class DSSMTask(L.LightningModule):
         self._val_sums = []
 
     def validation_step(self, batch, batch_idx):
-        from ..infer import elbo_per_sequence
+        from ..infer import log_weight_parts
 
         x, mask, weight = batch
-        elbo, _ = elbo_per_sequence(self.model, self.guide, x, mask)  # (B,), one particle
-        self._val_sums.append(torch.stack([-(elbo.detach() * weight).sum(), (mask.sum(-1) * weight).sum()]))
+        obs, latent = log_weight_parts(self.model, self.guide, x, mask)  # (1, B) each: one particle
+        obs, latent = obs[0].detach(), latent[0].detach()
+        self._val_sums.append(torch.stack([-((obs + latent) * weight).sum(), -(obs * weight).sum(),
+                                           -(latent * weight).sum(), (mask.sum(-1) * weight).sum()]))
 
     def on_validation_epoch_end(self):
-        total = torch.stack(self._val_sums).sum(0) if self._val_sums else torch.zeros(2, device=self.device)
+        total = torch.stack(self._val_sums).sum(0) if self._val_sums else torch.zeros(4, device=self.device)
         total = self.trainer.strategy.reduce(total, reduce_op="sum")
-        self.log(VAL_METRIC, total[0] / total[1], prog_bar=True, sync_dist=False)
+        self.log(VAL_METRIC, total[0] / total[3], prog_bar=True, sync_dist=False)
+        # the two terms of eq. (9): a KL near 0 per step is a collapsed posterior
+        self.log(VAL_RECON, total[1] / total[3], sync_dist=False)
+        self.log(VAL_KL, total[2] / total[3], sync_dist=False)
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.cfg.lr)
@@ -639,6 +647,12 @@ def make_trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks=()) -> L.Train
         deterministic=False, default_root_dir=str(run_dir))
 
 
+def init_output_from_corpus(model, corpus: Corpus) -> None:
+    """``model.init_from_data`` on every training sequence of ``corpus`` (one long sequence: statistics only)."""
+    x = torch.cat([torch.as_tensor(np.asarray(s), dtype=torch.float32) for s in corpus.splits["train"]])
+    model.init_from_data(x.unsqueeze(0))
+
+
 def _initialise(task: DSSMTask, data: SequenceDataModule) -> None:
     """One forward pass so that every lazily created parameter exists before the optimiser is built."""
     x, mask = data.collate([data.datasets["train"][i] for i in range(min(2, len(data.datasets["train"])))])
@@ -701,14 +715,15 @@ def _best_score(ckpt: Dict[str, Any]):
     return None
 
 
-def train(cfg: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any]:
+def train(cfg: TrainConfig, resume: bool = False, log=print, callbacks: Sequence[Any] = ()) -> Dict[str, Any]:
     """Run (or resume) a training run in ``cfg.run_dir``; returns the final metrics (also in ``metrics.json``).
 
     With ``resume=True`` the run continues as its ``config.yaml`` says: ``cfg`` may differ
     from it only in :data:`~pyro_dssm.config.RESUME_SAFE_FIELDS` (epochs, patience,
     hardware, progress bar), anything else raises ``ValueError``. :func:`resume_run`
     builds such a ``cfg`` from the run directory. A run with nothing left to train
-    (``epochs`` reached, or stopped early) trains nothing and says so.
+    (``epochs`` reached, or stopped early) trains nothing and says so. ``callbacks``:
+    extra Lightning callbacks (e.g. a per-epoch test evaluation of a benchmark).
     """
     run_dir = cfg.run_dir
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -727,6 +742,8 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any]:
     # the resolved config: what was used, not what was left to choose (emission by the data, default out)
     cfg = cfg.replace(emission=emission, out=str(run_dir))
     task.cfg = cfg
+    if cfg.init_output and not resume:  # a resume takes every weight from its checkpoint
+        init_output_from_corpus(task.model, corpus)
     _initialise(task, data)
     done = _epochs_done(ckpt) if ckpt is not None else 0
     left = ckpt is None or (done < cfg.epochs and not _stopped_early(ckpt, cfg.patience))
@@ -757,7 +774,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any]:
                 return metrics
         # killed after its last epoch but before the final evaluation: evaluate now
     with quiet_lightning(resume=resume):
-        trainer = make_trainer(cfg, run_dir)
+        trainer = make_trainer(cfg, run_dir, callbacks)
         if left:
             trainer.fit(task, datamodule=data, ckpt_path=str(last) if resume else None)
     if not trainer.is_global_zero:
@@ -866,9 +883,9 @@ def training_history(run_dir) -> Dict[str, List[float]]:
     """Per-epoch curves of a run, read from ``RUN_DIR/logs/metrics.csv``.
 
     Returns:
-        ``{"epoch": [...], "train": [...], "val": [...]}``: the training loss
-        (negative ELBO per step, KL-annealed) and the validation negative ELBO
-        per step of each epoch, ``nan`` where an epoch has none (``--val-every``),
+        ``{"epoch": [...], "train": [...], "val": [...], "val_recon": [...], "val_kl": [...]}``:
+        the training loss (negative ELBO per step, KL-annealed), the validation negative
+        ELBO per step of each epoch and its reconstruction and KL terms, ``nan`` where an epoch has none (``--val-every``),
         over every session of a resumed run. Epochs that a resume repeated keep their
         last value.
     """
@@ -882,11 +899,14 @@ def training_history(run_dir) -> Dict[str, List[float]]:
         if not row.get("epoch"):
             continue
         epoch = rows.setdefault(int(row["epoch"]), {})
-        for key, col in (("train", "train/loss"), ("val", VAL_METRIC)):
+        for key, col in _HISTORY_COLUMNS.items():
             if row.get(col):
                 epoch[key] = float(row[col])
     epochs = sorted(rows)
-    return {"epoch": epochs, **{k: [rows[e].get(k, float("nan")) for e in epochs] for k in ("train", "val")}}
+    return {"epoch": epochs, **{k: [rows[e].get(k, float("nan")) for e in epochs] for k in _HISTORY_COLUMNS}}
+
+
+_HISTORY_COLUMNS = {"train": "train/loss", "val": VAL_METRIC, "val_recon": VAL_RECON, "val_kl": VAL_KL}
 
 
 def open_run(run_dir, checkpoint: str = "best"):
