@@ -74,9 +74,9 @@ def train_latent(job: Dict[str, Any]) -> Dict[str, Any]:
 
     class TestEveryEpoch(L.Callback):
         def on_train_epoch_end(self, trainer, task):
+            # its own seeded stream; training's random state is left as it was
             res = evaluate_split(task.model, task.guide, test, batch_size=70, elbo_particles=1, seed=0)
             curve.append(res["nelbo_per_step"])
-            task.model.train(), task.guide.train()
 
     cfg = TrainConfig(**job["config"])
     from pyro_dssm.training.engine import build_corpus

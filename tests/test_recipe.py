@@ -107,3 +107,20 @@ def test_recipe_benchmark_runs_and_tabulates(capsys):
         finals = [float(r[3]) for r in rows if r[0] == name]
         assert float(mean) == pytest.approx(np.mean(finals), abs=0.006)
         assert int(stuck) == sum(f > plateau - 0.1 for f in finals)
+
+
+def test_evaluation_leaves_the_callers_random_stream_alone():
+    import random
+
+    from pyro_dssm.training import evaluate_split
+
+    model, guide = _pair("dmm")
+    seqs = [np.asarray(ragged_batch(binary=True)[0][0, :5])] * 3
+    pyro.set_rng_seed(7)
+    expected = (torch.rand(3), np.random.rand(), random.random())
+    pyro.set_rng_seed(7)
+    a = evaluate_split(model, guide, seqs, elbo_particles=2, seed=0)
+    got = (torch.rand(3), np.random.rand(), random.random())
+    assert torch.equal(got[0], expected[0]) and got[1:] == expected[1:]
+    assert evaluate_split(model, guide, seqs, elbo_particles=2, seed=0)["nelbo_per_step"] == a["nelbo_per_step"]
+    assert model.training and guide.training

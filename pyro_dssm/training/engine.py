@@ -453,6 +453,9 @@ def evaluate_split(model, guide, seqs: Sequence[np.ndarray], *, batch_size: int 
                    iwae_particles: int = 0, seed: int = 0) -> Dict[str, Any]:
     """Test metrics of Table II on a list of ``(T, x_dim)`` sequences.
 
+    The draws use their own stream seeded with ``seed``; the caller's random state
+    (torch, numpy, Python) is the same afterwards as before.
+
     Returns:
         ``nelbo_per_step``: negative ELBO summed over sequences divided by the
         number of steps (``elbo_particles`` draws averaged); ``steps``; and, with
@@ -462,18 +465,24 @@ def evaluate_split(model, guide, seqs: Sequence[np.ndarray], *, batch_size: int 
     from ..data.corpus import pad_sequences
     from ..infer import elbo_per_sequence, iwae_per_sequence
 
+    from pyro.util import get_rng_state, set_rng_state
+
+    outer_rng = get_rng_state()  # restored below: an evaluation between epochs must not shift training's stream
     pyro.set_rng_seed(seed)
     was_training = model.training, guide.training
     model.eval(), guide.eval()
     elbos, iwaes, lengths = [], [], []
-    for i in range(0, len(seqs), batch_size):
-        x, mask = pad_sequences(seqs[i:i + batch_size])
-        lengths += mask.sum(-1).tolist()
-        mean, _ = elbo_per_sequence(model, guide, x, mask, num_particles=elbo_particles)
-        elbos += mean.tolist()
-        if iwae_particles:
-            iwaes += iwae_per_sequence(model, guide, x, mask, num_particles=iwae_particles).tolist()
-    model.train(was_training[0]), guide.train(was_training[1])
+    try:
+        for i in range(0, len(seqs), batch_size):
+            x, mask = pad_sequences(seqs[i:i + batch_size])
+            lengths += mask.sum(-1).tolist()
+            mean, _ = elbo_per_sequence(model, guide, x, mask, num_particles=elbo_particles)
+            elbos += mean.tolist()
+            if iwae_particles:
+                iwaes += iwae_per_sequence(model, guide, x, mask, num_particles=iwae_particles).tolist()
+    finally:
+        model.train(was_training[0]), guide.train(was_training[1])
+        set_rng_state(outer_rng)
     steps = int(sum(lengths))
     out: Dict[str, Any] = {"sequences": len(seqs), "steps": steps,
                            "nelbo_per_step": -float(np.sum(elbos)) / steps, "elbo_particles": elbo_particles,
