@@ -45,7 +45,8 @@ def mismatch(model, guide, x, mask) -> float:
     """Largest per-dimension distance between the average initial prediction and the data statistic (in nats
     of log-odds, log power, or data standard deviations)."""
     n, mean, std = (t.float() for t in data_moments(x, mask))
-    out = initial_outputs(model, guide, x, mask)
+    with torch.no_grad():
+        out = initial_outputs(model, guide, x, mask)
     m = mask.unsqueeze(-1).float()
     avg = {k: (v * m).sum((0, 1)) / m.sum((0, 1)) for k, v in out.items()}
     if "logit" in avg:

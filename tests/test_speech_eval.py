@@ -208,7 +208,7 @@ def speech_run(tmp_path_factory):
     """A tiny ArSSM trained on the shipped clips, then evaluated by the script."""
     out = tmp_path_factory.mktemp("speech") / "run"
     env = {"PYRO_DSSM_DATA": str(out.parent / "home")}
-    r = _script("train.py", "--data", "speech", "--epochs", "2", "--batch-size", "4", "--z-dim", "4", "--h-dim", "16",
+    r = _script("train.py", "--data", "speech", "--epochs", "6", "--batch-size", "4", "--z-dim", "4", "--h-dim", "16",
                 "--hidden-dim", "16", "--guide-rnn-dim", "16", "--eval-particles", "1", "--out", out,
                 "--no-progress", env=env)
     assert r.returncode == 0, r.stderr[-3000:]
