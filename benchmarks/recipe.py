@@ -11,7 +11,8 @@ whose bias starts at the same log-odds) is trained with the same batch size, lea
 rate, clipping and epochs, and its exact test NLL per step is evaluated each epoch.
 
 It prints the test curve of every run every ``--every`` epochs, then a summary:
-the last epoch's mean ± std over seeds for the model and for the GRU, and how many
+the last epoch's mean ± std over seeds for the model and for the GRU, the latent
+models' validation KL per step (near 0: a collapsed posterior), and how many
 seeds are still at the **plateau**, the NLL of 88 independent keys with their
 training frequencies (a run counts as on it when its test NLL is within
 ``--plateau-margin`` nats of it).
@@ -67,7 +68,7 @@ def train_latent(job: Dict[str, Any]) -> Dict[str, Any]:
     import torch
 
     from pyro_dssm.config import TrainConfig
-    from pyro_dssm.training import evaluate_split, train
+    from pyro_dssm.training import evaluate_split, train, training_history
 
     torch.set_num_threads(1)
     curve: List[float] = []
@@ -84,9 +85,10 @@ def train_latent(job: Dict[str, Any]) -> Dict[str, Any]:
     test = build_corpus(cfg).splits["test"]
     t0 = time.time()
     metrics = train(cfg, log=lambda *a: None, callbacks=[TestEveryEpoch()])
+    history = training_history(cfg.run_dir)
     return {"kind": "latent", "model": cfg.model, "guide": cfg.guide, "seed": cfg.seed, "curve": curve,
             "final": metrics["test_nelbo_per_step"], "untrained": metrics["test_nelbo_per_step_untrained"],
-            "seconds": time.time() - t0}
+            "val_kl": history["val_kl"], "seconds": time.time() - t0}
 
 
 def train_gru(job: Dict[str, Any]) -> Dict[str, Any]:
@@ -203,12 +205,14 @@ def main(argv=None) -> int:
         print(f"| {r['model']} | {r['seed']} | " + " | ".join(f"{r['curve'][e - 1]:.2f}" for e in marks)
               + f" | {r['seconds']:.0f} |")
     print(f"\n| run | test NLL/step at epoch {args.epochs} (mean ± std) | best seed | worst seed | "
-          f"seeds at the plateau (>{plateau - args.plateau_margin:.2f}) |")
-    print("|---|---|---|---|---|")
+          f"seeds at the plateau (>{plateau - args.plateau_margin:.2f}) | validation KL/step, last epoch |")
+    print("|---|---|---|---|---|---|")
     for name in dict.fromkeys(r["model"] for r in results):
         finals = [r["curve"][-1] for r in results if r["model"] == name]
         stuck = sum(f > plateau - args.plateau_margin for f in finals)
-        print(f"| {name} | {_mean_std(finals)} | {min(finals):.2f} | {max(finals):.2f} | {stuck} of {len(finals)} |")
+        kls = [r["val_kl"][-1] for r in results if r["model"] == name and "val_kl" in r]
+        print(f"| {name} | {_mean_std(finals)} | {min(finals):.2f} | {max(finals):.2f} | {stuck} of {len(finals)} | "
+              f"{_mean_std(kls) if kls else '-'} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"plateau": plateau, "args": vars(args), "results": results}, f, indent=1)
