@@ -33,7 +33,8 @@ def fit(model, guide, x: torch.Tensor, mask: Optional[torch.Tensor] = None, *, e
     KL annealing (the paper's Sec. III): the latent sites are scaled by a factor
     rising linearly from ``min_annealing`` to 1 over ``anneal_epochs`` epochs.
     The loss is the negative ELBO per time step (summed over the batch, divided
-    by its number of valid steps).
+    by its number of valid steps). Call ``model.init_from_data(x, mask)`` first to
+    start the output layer at the data's statistics, as the engine does.
     """
     elbo = LeanTraceMeanField_ELBO()
     g = torch.Generator().manual_seed(seed)
