@@ -52,12 +52,22 @@ def _parse_set(items: List[str]) -> Dict[str, Any]:
     return out
 
 
+def key_frequencies(train):
+    """``(D,)`` smoothed frequencies of the training keys, as the output initialisation uses them."""
+    import numpy as np
+    import torch
+
+    from pyro_dssm.nn.layers import smoothed_frequency
+
+    x = torch.as_tensor(np.concatenate(train), dtype=torch.float64)
+    return smoothed_frequency(x.unsqueeze(0)).numpy()
+
+
 def independent_keys_nll(train, test) -> float:
     """Test NLL per step of independent Bernoulli keys at the training frequencies (smoothed like the init)."""
     import numpy as np
 
-    x = np.concatenate(train)
-    p = (x.sum(0) + 0.5) / (len(x) + 1)
+    p = key_frequencies(train)
     y = np.concatenate(test)
     return float(-(y * np.log(p) + (1 - y) * np.log1p(-p)).sum() / len(y))
 
@@ -122,8 +132,7 @@ def train_gru(job: Dict[str, Any]) -> Dict[str, Any]:
 
     net = GRULM()
     if c.get("init_output", True):
-        xs = np.concatenate(corpus.splits["train"])
-        p = (xs.sum(0) + 0.5) / (len(xs) + 1)
+        p = key_frequencies(corpus.splits["train"])
         with torch.no_grad():
             net.out.bias.copy_(torch.as_tensor(np.log(p) - np.log1p(-p), dtype=torch.float32))
     opt = torch.optim.Adam(net.parameters(), lr=c["lr"])

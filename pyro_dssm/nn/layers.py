@@ -34,6 +34,7 @@ __all__ = [
     "Combiner",
     "data_moments",
     "inverse_softplus",
+    "smoothed_frequency",
 ]
 
 #: Emission families accepted by :class:`EmissionHead`.
@@ -112,6 +113,20 @@ def _softplus_scale(raw: torch.Tensor, min_scale: float) -> torch.Tensor:
 def inverse_softplus(y: torch.Tensor) -> torch.Tensor:
     """``softplus^{-1}(y) = log(expm1(y))`` for ``y > 0``, stable for large ``y``."""
     return y + torch.log(-torch.expm1(-y))
+
+
+def smoothed_frequency(x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Per-dimension frequency of 1s in binary ``x`` ``(B, T, D)``, smoothed as ``(k + 1/2) / (n + 1)``.
+
+    ``(D,)``, float64, strictly inside (0, 1): a dimension that never (or always) fires
+    still has finite log-odds. Steps outside ``mask`` ``(B, T)`` are left out.
+    """
+    n, mean, _ = data_moments(x, mask)
+    return _smoothed(n, mean)
+
+
+def _smoothed(n: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    return (mean * n + 0.5) / (n + 1)
 
 
 def data_moments(x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor,
@@ -285,7 +300,7 @@ class EmissionHead(nn.Module):
         if not bool((n > 0).any()):
             raise ValueError("init_from_data needs at least one valid, observed entry of x")
         if self.family == "bernoulli":
-            p = (mean * n + 0.5) / (n + 1)
+            p = _smoothed(n, mean)  # as smoothed_frequency, from the moments already at hand
             biases = [torch.log(p) - torch.log1p(-p)]
         elif self.family == "itakura_saito":
             power = mean.clamp_min(torch.finfo(torch.float32).tiny)

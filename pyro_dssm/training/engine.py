@@ -771,7 +771,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print, callbacks: Sequence
         before.pop("per_sequence")
         atomic_write_text(before_path, json.dumps(before, indent=2))
         log(f"untrained: test negative ELBO per step {before['nelbo_per_step']:.4f}")
-        L.seed_everything(cfg.seed, workers=True, verbose=False)  # the evaluation must not shift the stream
+        L.seed_everything(cfg.seed, workers=True, verbose=False)  # training starts from the seed's own stream
     metrics_path = run_dir / "metrics.json"
     if not left:
         why = (f"early stopping ended it after {done} epochs (--patience {cfg.patience}; raise it to go on)"
