@@ -113,10 +113,11 @@ def _corpus(n=10, seed=0):
 
 
 def test_training_batches_are_sharded_over_processes():
+    # random batches (--no-bucket-by-length); the bucketed default is tested in test_batching.py
     corpus = _corpus(11)
     seen = []
     for rank in (0, 1):
-        dm = SequenceDataModule(corpus, batch_size=2, seed=3)
+        dm = SequenceDataModule(corpus, batch_size=2, seed=3, bucket_by_length=False)
         dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)
         loader = dm.train_dataloader()
         loader.sampler.set_epoch(0)
@@ -127,7 +128,7 @@ def test_training_batches_are_sharded_over_processes():
     assert len(seen[0]) == len(seen[1]) == 6  # equal shares (DDP needs the same number of steps)
     assert set(seen[0]) | set(seen[1]) == set(range(11))
     # the order is a function of seed and epoch only, and changes with the epoch
-    dm = SequenceDataModule(corpus, batch_size=2, seed=3)
+    dm = SequenceDataModule(corpus, batch_size=2, seed=3, bucket_by_length=False)
     s = dm.train_dataloader().sampler
     s.set_epoch(0)
     a = list(s)
@@ -151,7 +152,7 @@ def test_every_process_gets_an_evaluation_batch_even_with_one_sequence():
 
 def test_batches_keep_the_sampler_order():
     corpus = _corpus(6)
-    dm = SequenceDataModule(corpus, batch_size=6, seed=0)
+    dm = SequenceDataModule(corpus, batch_size=6, seed=0, bucket_by_length=False)
     loader = dm.train_dataloader()
     loader.sampler.set_epoch(0)
     order = list(loader.sampler)

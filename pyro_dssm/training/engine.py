@@ -47,6 +47,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from pyro.infer import JitTraceMeanField_ELBO, TraceMeanField_ELBO
 
 from ..config import TrainConfig, config_for_resume, load_config, save_config
+from ..data.batching import LengthBucketBatchSampler, length_sorted_batches
 from ..data.corpus import SPLITS, Corpus, PadCollate, SequenceDataset, length_buckets, load_arrays
 from ..infer import LeanTraceMeanField_ELBO
 from ..utils import atomic_write_bytes, atomic_write_text, remove_stale_parts
@@ -330,16 +331,18 @@ class DSSMTask(L.LightningModule):
 
 
 class _EvalShardSampler(torch.utils.data.Sampler):
-    """Items ``(index, weight)``: process ``rank`` takes ``rank, rank + world, ...``.
+    """Items ``(index, weight)``: process ``rank`` takes ``rank, rank + world, ...``, by length if ``lengths`` are given.
 
     Every process gets the same number of items (DDP needs at least one batch on
     each); the fillers have weight 0, so each sequence counts exactly once.
     """
 
-    def __init__(self, n: int, rank: int, world: int):
+    def __init__(self, n: int, rank: int, world: int, lengths: Optional[Sequence[int]] = None):
         own = list(range(rank, n, world))
+        if lengths is not None:
+            own.sort(key=lambda i: lengths[i])  # batches of similar lengths; the sums do not depend on order
         per = -(-n // world)
-        self.items = [(i, 1.0) for i in own] + [(0, 0.0)] * (per - len(own))
+        self.items = [(i, 1.0) for i in own] + [(own[0] if own else 0, 0.0)] * (per - len(own))
 
     def __iter__(self):
         return iter(self.items)
@@ -376,17 +379,22 @@ class _WeightedCollate:
 class SequenceDataModule(L.LightningDataModule):
     """Padded, masked batches of a :class:`Corpus`, sharded over processes.
 
-    Training batches are shuffled by a ``DistributedSampler`` seeded with
-    ``seed`` and reseeded each epoch (so the order depends only on seed and
-    epoch: resumable and identical on every process); within a batch the
-    sequences keep the sampler's order (no sorting by length). With
-    ``buckets`` every batch is padded up to one of a few lengths.
+    Training batches (``bucket_by_length``, the default) come from a
+    :class:`~pyro_dssm.data.batching.LengthBucketBatchSampler`: sequences of similar
+    lengths batched together, the batches reshuffled every epoch. Without it, a
+    ``DistributedSampler`` draws random batches. Either way the order depends only
+    on ``seed`` and the epoch (resumable, the same on every process), and every
+    process gets the same number of batches. Validation and test batches hold
+    each process's share of the split once, sorted by length when
+    ``bucket_by_length``. With ``buckets`` every batch is padded up to one of a
+    few lengths (``--jit``).
     """
 
     def __init__(self, corpus: Corpus, batch_size: int, seed: int = 0, buckets: Optional[Sequence[int]] = None,
-                 num_workers: int = 0):
+                 num_workers: int = 0, bucket_by_length: bool = True):
         super().__init__()
         self.corpus, self.batch_size, self.seed, self.num_workers = corpus, batch_size, seed, num_workers
+        self.bucket_by_length = bucket_by_length
         self.collate = PadCollate(buckets)
         self.datasets = {s: SequenceDataset(corpus.splits[s]) for s in SPLITS}
 
@@ -404,14 +412,22 @@ class SequenceDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         rank, world = self._world()
-        sampler = torch.utils.data.DistributedSampler(self.datasets["train"], num_replicas=world, rank=rank,
+        dataset = self.datasets["train"]
+        if self.bucket_by_length:
+            batches = LengthBucketBatchSampler(self.corpus.lengths("train"), self.batch_size, seed=self.seed,
+                                               rank=rank, world=world)
+            return torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=self.collate,
+                                               num_workers=self.num_workers, generator=torch.Generator(),
+                                               persistent_workers=self.num_workers > 0)
+        sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank,
                                                       shuffle=True, seed=self.seed)
-        return self._loader(self.datasets["train"], sampler, self.batch_size)
+        return self._loader(dataset, sampler, self.batch_size)
 
     def _eval_loader(self, split):
         rank, world = self._world()
+        lengths = self.corpus.lengths(split) if self.bucket_by_length else None
         return self._loader(_Weighted(self.datasets[split]),
-                            _EvalShardSampler(len(self.datasets[split]), rank, world), self.batch_size,
+                            _EvalShardSampler(len(self.datasets[split]), rank, world, lengths), self.batch_size,
                             _WeightedCollate(self.collate))
 
     def val_dataloader(self):
@@ -471,15 +487,19 @@ def evaluate_split(model, guide, seqs: Sequence[np.ndarray], *, batch_size: int 
     pyro.set_rng_seed(seed)
     was_training = model.training, guide.training
     model.eval(), guide.eval()
-    elbos, iwaes, lengths = [], [], []
+    n = len(seqs)
+    elbos, iwaes = [0.0] * n, [0.0] * n
+    lengths = [int(np.shape(s)[0]) for s in seqs]
     try:
-        for i in range(0, len(seqs), batch_size):
-            x, mask = pad_sequences(seqs[i:i + batch_size])
-            lengths += mask.sum(-1).tolist()
+        # batches of similar lengths (little padding); each result goes back to its sequence's place
+        for idx in (length_sorted_batches(lengths, batch_size) if n else []):
+            x, mask = pad_sequences([seqs[i] for i in idx])
             mean, _ = elbo_per_sequence(model, guide, x, mask, num_particles=elbo_particles)
-            elbos += mean.tolist()
+            for i, v in zip(idx, mean.tolist()):
+                elbos[i] = v
             if iwae_particles:
-                iwaes += iwae_per_sequence(model, guide, x, mask, num_particles=iwae_particles).tolist()
+                for i, v in zip(idx, iwae_per_sequence(model, guide, x, mask, num_particles=iwae_particles).tolist()):
+                    iwaes[i] = v
     finally:
         model.train(was_training[0]), guide.train(was_training[1])
         set_rng_state(outer_rng)
@@ -674,9 +694,13 @@ def _prepare(cfg: TrainConfig, log=None):
     emission = resolve_emission(cfg, corpus)
     model, guide = build_model_and_guide(cfg, corpus.x_dim, emission, missing=corpus.has_missing)
     buckets = length_buckets(corpus.lengths("train"), cfg.num_buckets) if cfg.jit else None
-    data = SequenceDataModule(corpus, cfg.batch_size, cfg.seed, buckets, cfg.num_workers)
+    data = SequenceDataModule(corpus, cfg.batch_size, cfg.seed, buckets, cfg.num_workers, cfg.bucket_by_length)
     task = DSSMTask(model, guide, cfg)
     return corpus, emission, task, data
+
+
+# How runs saved before a field existed were trained: a resume continues them that way.
+_BEFORE_FIELD = {"bucket_by_length": False}
 
 
 def load_run_config(run_dir) -> TrainConfig:
@@ -684,12 +708,12 @@ def load_run_config(run_dir) -> TrainConfig:
     run_dir = Path(run_dir)
     path = run_dir / "config.yaml"
     if path.is_file():
-        return TrainConfig.from_dict(load_config(path), where=str(path))
+        return TrainConfig.from_dict({**_BEFORE_FIELD, **load_config(path)}, where=str(path))
     last = run_dir / "checkpoints" / "last.ckpt"
     if last.is_file():
         saved = check_checkpoint(last).get("pyro_dssm_config")
         if isinstance(saved, dict):
-            return TrainConfig.from_dict(saved, where=str(last))
+            return TrainConfig.from_dict({**_BEFORE_FIELD, **saved}, where=str(last))
     raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.yaml")
 
 
