@@ -2,13 +2,21 @@
 """Epoch time on the bundled Bach chorales and evaluation time, each against a side-by-side baseline.
 
 Epoch (the main job's settings unless overridden: ArSSM, full guide, batch 20, Adam,
-gradient-norm clipping, KL annealing), the same shuffled batches three ways,
-alternating epoch by epoch:
+gradient-norm clipping, KL annealing), alternating epoch by epoch:
 
-* ``engine``: one epoch of ``lightning.Trainer.fit`` on the engine's ``DSSMTask``
-  (no validation, no checkpoints: the training loop alone);
-* ``ours``: a hand-written loop around the same loss (``LeanTraceMeanField_ELBO``, the engine's);
-* ``plain``: the same loop around the plain-PyTorch ELBO of ``plain_elbo.py``.
+* ``engine``: one epoch of ``lightning.Trainer.fit`` on the engine's ``DSSMTask`` with its
+  defaults (length-bucketed batches, the hoisted per-step path; no validation, no
+  checkpoints: the training loop alone);
+* ``engine_old``: the same with random batches (``--no-bucket-by-length``) and the plain
+  per-step path (``pyro_dssm.nn.hoisted_steps(False)``): the engine as it was before
+  2026-12; ``engine_old / engine`` is the absolute speed-up;
+* ``ours``: a hand-written loop around the same loss (``LeanTraceMeanField_ELBO``, the engine's)
+  on the engine's batches;
+* ``plain``: the same loop around the plain-PyTorch ELBO of ``plain_elbo.py`` (which takes
+  the same per-step path), so that ``ours / plain`` measures Pyro's overhead alone.
+
+Also printed: the share of the time steps run that are real steps (not padding) for
+random and for bucketed batches.
 
 Evaluation on the test split, as ``scripts/evaluate.py`` does it
 (``pyro_dssm.training.engine.evaluate_split``): the negative ELBO with 10 particles
@@ -43,6 +51,14 @@ from plain_elbo import plain_negative_elbo  # noqa: E402
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def _set_epoch(loader, epoch):
+    """The epoch of a loader's batch sampler (bucketed) or sampler (random batches)."""
+    for s in (loader.batch_sampler, loader.sampler):
+        if hasattr(s, "set_epoch"):
+            s.set_epoch(epoch)
+            return
 
 
 def main(argv=None):
@@ -96,34 +112,47 @@ def main(argv=None):
           f"{cfg.batch_size}; {device} ({torch.get_num_threads()} threads); torch {torch.__version__}, "
           f"pyro {pyro.__version__}")
 
+    from pyro_dssm.data.batching import padding_efficiency
+    from pyro_dssm.nn import hoisted_steps
+    from pyro_dssm.training.engine import SequenceDataModule
+
+    old_data = SequenceDataModule(corpus, cfg.batch_size, cfg.seed, bucket_by_length=False)
+    lengths = [len(s) for s in corpus.splits["train"]]
+    for name, dm in (("random", old_data), ("bucketed", data)):
+        loader = dm.train_dataloader()
+        _set_epoch(loader, 0)
+        batches = list(loader.batch_sampler)
+        print(f"{name} batches: {padding_efficiency(lengths, batches):.0%} of the time steps run are real")
+
     params = list(model.parameters()) + list(guide.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr)
 
-    def loop(loss_fn):
-        loader = data.train_dataloader()
-        loader.sampler.set_epoch(0)
-        for x, mask in loader:
-            x, mask = x.to(device), mask.to(device)
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(x, mask) / mask.sum()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
-            opt.step()
+    def loop(loss_fn, dm=data, hoisted=True):
+        loader = dm.train_dataloader()
+        _set_epoch(loader, 0)
+        with hoisted_steps(hoisted):
+            for x, mask in loader:
+                x, mask = x.to(device), mask.to(device)
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(x, mask) / mask.sum()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
+                opt.step()
         _sync(device)
 
-    def engine_epoch():
+    def engine_epoch(dm=data, hoisted=True):
         trainer = L.Trainer(max_epochs=1, accelerator=args.accelerator, devices=1, logger=False,
                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                             limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=cfg.clip_norm,
                             gradient_clip_algorithm="norm", default_root_dir=tempfile.mkdtemp())
-        trainer.fit(task, datamodule=data)
+        with hoisted_steps(hoisted):
+            trainer.fit(task, datamodule=dm)
 
     anneal = cfg.annealing_factor(0)
-    if guide.config.num_iafs:
-        variants = {"engine": engine_epoch, "ours": lambda: loop(lambda x, m: task.negative_elbo(x, m, anneal))}
-    else:
-        variants = {"engine": engine_epoch, "ours": lambda: loop(lambda x, m: task.negative_elbo(x, m, anneal)),
-                    "plain": lambda: loop(lambda x, m: plain_negative_elbo(model, guide, x, m, anneal))}
+    variants = {"engine": engine_epoch, "engine_old": lambda: engine_epoch(old_data, False),
+                "ours": lambda: loop(lambda x, m: task.negative_elbo(x, m, anneal))}
+    if not guide.config.num_iafs:
+        variants["plain"] = lambda: loop(lambda x, m: plain_negative_elbo(model, guide, x, m, anneal))
     times = {k: [] for k in variants}
     for _ in range(args.epochs):
         for k, f in variants.items():
@@ -135,6 +164,7 @@ def main(argv=None):
     if "plain" in med:
         print(f"ratio ours/plain: {med['ours'] / med['plain']:.2f}   engine/plain: {med['engine'] / med['plain']:.2f}")
     print(f"ratio engine/ours: {med['engine'] / med['ours']:.2f}")
+    print(f"speed-up engine_old/engine: {med['engine_old'] / med['engine']:.2f}")
 
     # --- evaluation ------------------------------------------------------------------------------
     from pyro_dssm.data.corpus import pad_sequences

@@ -9,6 +9,11 @@ VRNN: its RNN). Steps of the two models alternate so that machine noise hits bot
 Prints seconds per step and the ratios VRNN / LS4 (the paper reports about 100x for
 training at L = 20480 on a GPU).
 
+Then, per generation step (``--step-batches``, default 8 and 256, ``--step-length`` steps):
+milliseconds per step of LS4 with its recurrence in complex64 (the default) and in
+complex128 (``generate(state_dtype=torch.complex128)``, the precision of before 2026-12),
+against VRNN's step, side by side.
+
     python benchmarks/ls4_runtime.py --lengths 80 320 1280 5120 --device cpu
     python benchmarks/ls4_runtime.py --lengths 80 320 1280 5120 20480 --device cuda
 """
@@ -46,6 +51,9 @@ def main(argv=None):
     p.add_argument("--levels", type=int, default=1, help="LS4 U-Net levels (App. C; the authors' configs: 1)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--no-generation", action="store_true")
+    p.add_argument("--step-batches", type=int, nargs="*", default=[8, 256],
+                   help="batch sizes of the per-step generation table (none: leave it out)")
+    p.add_argument("--step-length", type=int, default=100, help="steps generated per timing of that table")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0)
     args = p.parse_args(argv)
@@ -89,6 +97,24 @@ def main(argv=None):
         else:
             line += " – | – | – |"
         print(line, flush=True)
+    if args.step_batches:
+        _step_table(pairs, args, sync)
+
+
+def _step_table(pairs, args, sync):
+    """Milliseconds per generation step: LS4 in complex64 and complex128 against VRNN."""
+    ls4, vrnn = pairs["ls4"][0], pairs["vrnn"][0]
+    variants = {"complex64": lambda B: ls4.generate(args.step_length, batch_size=B),
+                "complex128": lambda B: ls4.generate(args.step_length, batch_size=B, state_dtype=torch.complex128),
+                "vrnn": lambda B: vrnn.generate(args.step_length, batch_size=B)}
+    print(f"\ngeneration, ms per step ({args.step_length} steps, best of {args.repeats})")
+    print("| batch | LS4 complex64 | LS4 complex128 | VRNN | LS4 (c64) / VRNN | c128 / c64 |")
+    print("|---|---|---|---|---|---|")
+    for B in args.step_batches:
+        with torch.no_grad():
+            ms = {k: _time(lambda f=f: f(B), args.repeats, sync) / args.step_length * 1e3 for k, f in variants.items()}
+        print(f"| {B} | {ms['complex64']:.2f} | {ms['complex128']:.2f} | {ms['vrnn']:.2f} | "
+              f"{ms['complex64'] / ms['vrnn']:.2f}x | {ms['complex128'] / ms['complex64']:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ steps past a sequence's length masked out. No Pyro handlers: no trace, no plate,
 no ``pyro.markov``, no replay, no site dictionaries. Flows (IAF guides) are not
 covered; their cost is measured against the plain guide instead.
 
+The per-step heads run as the model's and guide's do (``pyro_dssm.nn.layers.head_steps``
+and ``Combiner.steps``): hoisted by default, so that ours/plain measures Pyro's overhead
+and not an algorithmic difference, and the old per-step path inside
+``pyro_dssm.nn.hoisted_steps(False)``.
+
 Because the guide draws ``z_t`` in the same order from the same random stream,
 ``plain_negative_elbo`` equals ``TraceMeanField_ELBO().differentiable_loss`` to
 rounding under the same seed (``tests/test_benchmarks.py`` checks it for every
@@ -24,7 +29,7 @@ from typing import Optional
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from pyro_dssm.nn.layers import cell_step
+from pyro_dssm.nn.layers import cell_step, head_steps, step_views
 
 __all__ = ["plain_negative_elbo"]
 
@@ -44,6 +49,7 @@ def plain_negative_elbo(model, guide, x: torch.Tensor, mask: Optional[torch.Tens
     # guide: observation features for every step at once, as DSSMGuide does (running the
     # model's GRU over x when the guide conditions on h^x)
     g_proj = guide.combiner.project(guide.features(x, lengths))
+    combine = guide.combiner.steps(g_proj)
     if plan.z_context == "last":
         c = guide.z_q_0
     elif plan.z_context == "model_rnn":
@@ -56,32 +62,44 @@ def plain_negative_elbo(model, guide, x: torch.Tensor, mask: Optional[torch.Tens
     h_z = model.h_z0 if spec.has_z_rnn else None
     z_prev = None if spec.transition else model.z_0
     x_prev = x.new_zeros(x.shape[-1])
+    # the x-only parts of the heads' first layers, for all steps at once (as the model does)
+    cfg = model.config
+    x_prev_seq = torch.cat([x_prev.expand(B, 1, -1), x[:, :-1]], dim=1)
+    trans_rest = emit_rest = None
+    if spec.base.feedforward:
+        trans_rest = hx_seq[:, :T] if (spec.feedforward and not joint) else x_prev_seq
+    if spec.base.autoregressive and not joint:
+        emit_rest = hx_seq[:, :T] if spec.autoregression else x_prev_seq
+    trans_step = head_steps(model.transition, cfg.h_dim if spec.transition else cfg.z_dim, trans_rest)
+    emit_step = head_steps(model.emitter, cfg.h_dim if (spec.emission or joint) else cfg.z_dim, emit_rest)
 
+    hx_steps = step_views(hx_seq) if hx_seq is not None else None
+    x_steps, mask_steps = step_views(x), step_views(maskf)
     kl_sum = x.new_zeros(B)
     nll_sum = x.new_zeros(B)
     for t in range(T):
         # q(z_t | c_t, g_t), reparameterised
-        q_loc, q_scale, _ = guide.combiner(c, g_proj[:, t])
+        q_loc, q_scale, _ = combine(t, c)
         q = Normal(q_loc, q_scale)
         z_t = q.rsample()
         # p(z_t | zeta_{t-1}, xi^z_{t-1})
         zc = h_z if spec.transition else z_prev
         xc = None
         if spec.base.feedforward:
-            xc = hx_seq[:, t] if (spec.feedforward and not joint) else x_prev
-        p_loc, p_scale = model.transition(zc, xc)
-        kl_sum = kl_sum + kl_divergence(q, Normal(p_loc, p_scale)).sum(-1) * maskf[:, t]
+            xc = hx_steps[t] if (spec.feedforward and not joint) else x_prev
+        p_loc, p_scale = trans_step(t, zc, xc)
+        kl_sum = kl_sum + kl_divergence(q, Normal(p_loc, p_scale)).sum(-1) * mask_steps[t]
         if spec.has_z_rnn:
             h_z = cell_step(model.z_cell, torch.cat([x_prev.expand(B, -1), z_t], -1) if joint else z_t, h_z)
         # p(x_t | zeta'_t, xi^x_{t-1})
         if joint:
-            x_dist = model.emitter(h_z)
+            x_dist = emit_step(t, h_z)
         else:
             ex = None
             if spec.base.autoregressive:
-                ex = hx_seq[:, t] if spec.autoregression else x_prev
-            x_dist = model.emitter(h_z if spec.emission else z_t, ex)
-        nll_sum = nll_sum - x_dist.log_prob(x[:, t]) * maskf[:, t]
+                ex = hx_steps[t] if spec.autoregression else x_prev
+            x_dist = emit_step(t, h_z if spec.emission else z_t, ex)
+        nll_sum = nll_sum - x_dist.log_prob(x_steps[t]) * mask_steps[t]
         # the guide's next latent context
         if plan.z_context == "last":
             c = z_t
@@ -89,6 +107,6 @@ def plain_negative_elbo(model, guide, x: torch.Tensor, mask: Optional[torch.Tens
             c = h_z
         else:
             c = cell_step(guide.z_rnn, z_t, c)
-        x_prev = x[:, t]
+        x_prev = x_steps[t]
         z_prev = z_t
     return (annealing_factor * kl_sum + nll_sum).sum()

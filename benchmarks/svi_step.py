@@ -9,10 +9,13 @@ round by round so that machine noise hits all three alike:
   uses): Pyro's mean-field estimator, computing only the log-densities it uses;
 * ``pyro``: Pyro's own ``TraceMeanField_ELBO`` (what plain ``SVI`` user code gets);
 * ``plain``: the same ELBO, same networks, in plain PyTorch (``plain_elbo.py``);
-* ``iaf``: ``ours`` with the same guide plus ``--iafs`` IAF layers.
+* ``iaf``: ``ours`` with the same guide plus ``--iafs`` IAF layers;
+* ``old``: ``ours`` on the per-step path of before 2026-12 (``pyro_dssm.nn.hoisted_steps(False)``:
+  nothing hoisted out of the time loop, no fused heads, per-step slices), with ``iaf_old``
+  the same for the IAF guide: ``old/ours`` and ``iaf_old/iaf`` are the absolute speed-ups.
 
 Printed per row: median milliseconds per step, ``ours/plain`` (goal <= 1.3),
-``pyro/plain``, ``iaf/ours`` (goal <= 1.5), and the memory a step keeps for its backward pass:
+``pyro/plain``, ``iaf/ours`` (goal <= 1.5), ``old/ours`` and ``iafold/iaf`` (the speed-ups), and the memory a step keeps for its backward pass:
 on CUDA the peak allocated bytes, on CPU the bytes of the distinct tensors that
 autograd saves (``torch.autograd.graph.saved_tensors_hooks``), which is what grows
 with batch and length.
@@ -48,6 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from plain_elbo import plain_negative_elbo  # noqa: E402
 
 from pyro_dssm.infer import LeanTraceMeanField_ELBO  # noqa: E402
+from pyro_dssm.nn import hoisted_steps  # noqa: E402
 
 SIZES = {
     "music": dict(B=20, T=100, min_len=80, x_dim=88, emission="bernoulli", z_dim=100, h_dim=200,
@@ -107,11 +111,15 @@ class SavedBytes:
         return sum(self.seen.values())
 
 
-def make_step(loss_fn, model, guide, x, mask):
+def make_step(loss_fn, model, guide, x, mask, hoisted: bool = True):
     params = list(model.parameters()) + list(guide.parameters())
     opt = torch.optim.Adam(params, lr=1e-4)
 
     def step(measure_memory: bool = False):
+        with hoisted_steps(hoisted):
+            return _step(measure_memory)
+
+    def _step(measure_memory: bool = False):
         opt.zero_grad(set_to_none=True)
         if measure_memory:
             sb = SavedBytes()
@@ -158,6 +166,10 @@ def run_row(name, guide_name, size, args, device):
              "plain": make_step(plain_loss, model, guide, x, mask)}
     if args.iafs:
         steps["iaf"] = make_step(ours_loss, model_i, guide_i, x, mask)
+    if not args.no_old:
+        steps["old"] = make_step(ours_loss, model, guide, x, mask, hoisted=False)
+        if args.iafs:
+            steps["iaf_old"] = make_step(ours_loss, model_i, guide_i, x, mask, hoisted=False)
     mem = {k: f(measure_memory=True) for k, f in steps.items()}  # also the warm-up step
     times = {k: [] for k in steps}
     order = list(steps)
@@ -173,6 +185,10 @@ def run_row(name, guide_name, size, args, device):
                pyro_over_plain=med["pyro"] / med["plain"])
     if args.iafs:
         row["iaf_over_ours"] = med["iaf"] / med["ours"]
+    if "old" in med:
+        row["old_over_ours"] = med["old"] / med["ours"]
+    if "iaf_old" in med:
+        row["iaf_old_over_iaf"] = med["iaf_old"] / med["iaf"]
     return row
 
 
@@ -188,6 +204,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", default=None, help="also write the rows to this file")
+    p.add_argument("--no-old", action="store_true", help="leave out the old per-step path (old, iaf_old)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -200,7 +217,8 @@ def main(argv=None):
           f"pyro {pyro.__version__}")
     mem_kind = "peak MB" if device.type == "cuda" else "saved MB"
     head = (f"{'size':7} {'model':8} {'guide':8} {'ours ms':>8} {'pyro ms':>8} {'plain ms':>8} {'ours/plain':>10} "
-            f"{'pyro/plain':>10} {'iaf ms':>8} {'iaf/ours':>8}  {mem_kind}: ours / pyro / plain / iaf")
+            f"{'pyro/plain':>10} {'iaf ms':>8} {'iaf/ours':>8} {'old/ours':>8} {'iafold/iaf':>10}  "
+            f"{mem_kind}: ours / pyro / plain / iaf")
     rows = []
     nan = float("nan")
     for size_name in args.sizes:
@@ -213,14 +231,18 @@ def main(argv=None):
                 ms, mb = r["ms"], r["mem_mb"]
                 print(f"{size_name:7} {name:8} {g:8} {ms['ours']:8.1f} {ms['pyro']:8.1f} {ms['plain']:8.1f} "
                       f"{r['ours_over_plain']:10.2f} {r['pyro_over_plain']:10.2f} {ms.get('iaf', nan):8.1f} "
-                      f"{r.get('iaf_over_ours', nan):8.2f}  {mb['ours']:.1f} / {mb['pyro']:.1f} / {mb['plain']:.1f} / "
+                      f"{r.get('iaf_over_ours', nan):8.2f} {r.get('old_over_ours', nan):8.2f} "
+                      f"{r.get('iaf_old_over_iaf', nan):10.2f}  {mb['ours']:.1f} / {mb['pyro']:.1f} / {mb['plain']:.1f} / "
                       f"{mb.get('iaf', nan):.1f}", flush=True)
         sel = [r for r in rows if r["size"] == size_name]
         med = {k: statistics.median(r[k] for r in sel) for k in ("ours_over_plain", "pyro_over_plain")}
         iafr = [r["iaf_over_ours"] for r in sel if "iaf_over_ours" in r]
+        oldr = [r["old_over_ours"] for r in sel if "old_over_ours" in r]
         print(f"# {size_name}: ours/plain median {med['ours_over_plain']:.2f}, max "
               f"{max(r['ours_over_plain'] for r in sel):.2f}; pyro/plain median {med['pyro_over_plain']:.2f}"
-              + (f"; iaf/ours median {statistics.median(iafr):.2f}, max {max(iafr):.2f}" if iafr else ""))
+              + (f"; iaf/ours median {statistics.median(iafr):.2f}, max {max(iafr):.2f}, "
+                 f"{sum(v > 1.5 for v in iafr)} of {len(iafr)} rows above 1.5" if iafr else "")
+              + (f"; old/ours median {statistics.median(oldr):.2f}, min {min(oldr):.2f}" if oldr else ""))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -18,7 +18,7 @@ def _load(name):
 
 def test_ls4_runtime_benchmark(capsys):
     _load("ls4_runtime").main(["--lengths", "16", "24", "--width", "8", "--state", "8", "--depth", "1",
-                               "--repeats", "1", "--batch-size", "2"])
+                               "--repeats", "1", "--batch-size", "2", "--step-length", "5"])
     out = capsys.readouterr().out
     rows = re.findall(r"^\| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+)x \| ([\d.]+) \| ([\d.]+) \| ([\d.]+)x \|$", out,
                       re.M)
@@ -26,6 +26,12 @@ def test_ls4_runtime_benchmark(capsys):
     for r in rows:
         ls4, vrnn, ratio = float(r[1]), float(r[2]), float(r[3])
         assert ls4 > 0 and vrnn > 0 and ratio == pytest.approx(vrnn / ls4, rel=0.1, abs=0.06)
+    steps = re.findall(r"^\| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+)x \| ([\d.]+)x \|$", out, re.M)
+    assert [r[0] for r in steps] == ["8", "256"]
+    for r in steps:
+        c64, c128, vrnn, ratio, double = map(float, r[1:])
+        assert ratio == pytest.approx(c64 / vrnn, rel=0.1, abs=0.06)
+        assert double == pytest.approx(c128 / c64, rel=0.1, abs=0.06)
 
 
 def test_speech_features_benchmark(capsys, monkeypatch, tmp_path):
@@ -98,8 +104,8 @@ def test_svi_step_benchmark(capsys, tmp_path):
     _load("svi_step").main(["--sizes", "tiny", "--models", "arssm", "vrnn", "--steps", "2", "--iafs", "2",
                             "--json", str(out_json)])
     out = capsys.readouterr().out
-    rows = re.findall(r"^tiny +(\w+) +(\w+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+)  ",
-                      out, re.M)
+    rows = re.findall(r"^tiny +(\w+) +(\w+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+)"
+                      r" +([\d.]+) +([\d.]+)  ", out, re.M)
     assert [(r[0], r[1]) for r in rows] == [("arssm", "partial"), ("arssm", "full"), ("vrnn", "partial"),
                                           ("vrnn", "full")]
     saved = json.loads(out_json.read_text())
@@ -109,11 +115,15 @@ def test_svi_step_benchmark(capsys, tmp_path):
         assert pyro_ratio == pytest.approx(pyro_ms / plain, rel=0.02, abs=0.01)
         assert iaf_ratio == pytest.approx(iaf / ours, rel=0.02, abs=0.01)
         assert j["ours_over_plain"] == pytest.approx(j["ms"]["ours"] / j["ms"]["plain"])
+        # the old per-step path, side by side: the printed speed-ups are its times over the new ones
+        assert float(r[9]) == pytest.approx(j["ms"]["old"] / j["ms"]["ours"], rel=0.02, abs=0.01)
+        assert float(r[10]) == pytest.approx(j["ms"]["iaf_old"] / j["ms"]["iaf"], rel=0.02, abs=0.01)
         # memory kept for backward: positive, and the flows keep more than the plain guide
         mb = j["mem_mb"]
         assert 0 < mb["plain"] and 0 < mb["ours"] < mb["iaf"]
         assert mb["ours"] <= mb["pyro"]  # the lean ELBO keeps no unused log-densities
-    assert re.search(r"# tiny: ours/plain median [\d.]+, max [\d.]+; pyro/plain median [\d.]+; iaf/ours median", out)
+    assert re.search(r"# tiny: ours/plain median [\d.]+, max [\d.]+; pyro/plain median [\d.]+; iaf/ours median "
+                     r"[\d.]+, max [\d.]+, \d+ of 4 rows above 1.5; old/ours median [\d.]+", out)
 
 
 def test_jit_benchmark_rows(capsys):
@@ -129,11 +139,15 @@ def test_epoch_eval_benchmark(capsys):
     _load("epoch_eval").main(["--max-sequences", "6", "--batch-size", "3", "--epochs", "1", "--iwae", "4",
                               "--seq-subset", "2", "--threads", "1"])
     out = capsys.readouterr().out
-    m = re.search(r"epoch s: engine ([\d.]+), ours ([\d.]+), plain ([\d.]+)", out)
+    m = re.search(r"epoch s: engine ([\d.]+), engine_old ([\d.]+), ours ([\d.]+), plain ([\d.]+)", out)
     assert m
-    engine, ours, plain = map(float, m.groups())
+    engine, engine_old, ours, plain = map(float, m.groups())
     r = re.search(r"ratio ours/plain: ([\d.]+)", out)
     assert float(r.group(1)) == pytest.approx(ours / plain, rel=0.05, abs=0.02)
+    r = re.search(r"speed-up engine_old/engine: ([\d.]+)", out)
+    assert float(r.group(1)) == pytest.approx(engine_old / engine, rel=0.05, abs=0.02)
+    eff = dict(re.findall(r"^(random|bucketed) batches: (\d+)% of the time steps run are real$", out, re.M))
+    assert set(eff) == {"random", "bucketed"} and int(eff["bucketed"]) >= int(eff["random"])
     assert re.search(r"negative ELBO \(10 particles\) [\d.]+ s \(-?[\d.]+/step\); IWAE K=4", out)
     r = re.search(r"vectorised ([\d.]+) s, one particle at a time ([\d.]+) s; ratio sequential/vectorised: "
                   r"([\d.]+) \(bounds differ by ([\d.]+) nats/step\)", out)

@@ -7,6 +7,7 @@ from typing import List, Optional, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 import pyro
 import pyro.distributions as dist
@@ -16,10 +17,10 @@ from pyro.distributions.transforms import (
     affine_autoregressive,
     conditional_affine_autoregressive,
 )
-from pyro.nn import PyroModule
+from pyro.nn import AutoRegressiveNN, PyroModule
 
 from ..models.dssm import DSSM, site_name
-from ..nn.layers import Combiner, cell_step, reverse_padded
+from ..nn.layers import Combiner, cell_step, reverse_padded, steps_hoisted
 from ..models.registry import model_config
 from ..spec import DSSMSpec, past_x_needed, z_history_needed
 from ..validation import check_annealing, check_observations
@@ -115,6 +116,36 @@ def guide_plan(name: str, model: Union[DSSM, DSSMSpec, str]) -> GuidePlan:
     if not spec.has_z_rnn:
         raise ValueError(f"guide 'C' reuses the generative RNN over z (h^1_{{t-1}}); model {spec.name} has none")
     return GuidePlan("model_rnn", "guide_rnn")
+
+
+class MaskedARN:
+    """Pyro's ``AutoRegressiveNN`` with its masked weights ``W * M`` formed once, for one guide call.
+
+    ``MaskedLinear`` multiplies weight and mask at every call: in a time loop that is
+    two products (and their backward) per flow and step. This computes the same
+    function, ``mean, log_scale = arn(z)``, from weights masked once per call; gradients
+    flow to the same parameters. Only for unconditioned networks without a skip layer
+    (what :class:`DSSMGuide` builds); :meth:`of` returns any other network unchanged.
+    """
+
+    def __init__(self, arn: AutoRegressiveNN):
+        self.layers = [(layer.weight * layer.mask, layer.bias) for layer in arn.layers]
+        self.f, self.arn = arn.f, arn
+        self.permutation = arn.permutation  # for AffineAutoregressive's inverse, which cached sampling never uses
+
+    @classmethod
+    def of(cls, arn):
+        ok = (type(arn) is AutoRegressiveNN and arn.skip_layer is None and arn.count_params == 2
+              and bool(arn.all_ones))
+        return cls(arn) if ok else arn
+
+    def __call__(self, x: torch.Tensor):
+        h = x
+        for w, b in self.layers[:-1]:
+            h = self.f(F.linear(h, w, b))
+        w, b = self.layers[-1]
+        h = F.linear(h, w, b).reshape(x.shape[:-1] + (2, self.arn.input_dim))
+        return h.unbind(-2)
 
 
 @dataclass(frozen=True)
@@ -265,12 +296,13 @@ class DSSMGuide(PyroModule):
             feats.append(torch.cat([x.new_zeros(B, 1, D), x[:, :-1]], dim=1))
         return torch.cat(feats, dim=-1)
 
-    def _flows(self, iafs: nn.ModuleList, context: torch.Tensor) -> list:
+    def _flows(self, iafs: nn.ModuleList, context: torch.Tensor, arns: Optional[list] = None) -> list:
         if self.config.iaf_conditional:
             return [f.condition(context) for f in iafs]
         # fresh transform objects around the shared networks: each caches its own sample
-        return [AffineAutoregressive(f.arn, log_scale_min_clip=f.log_scale_min_clip,
-                                     log_scale_max_clip=f.log_scale_max_clip) for f in iafs]
+        arns = arns or [f.arn for f in iafs]
+        return [AffineAutoregressive(arn, log_scale_min_clip=f.log_scale_min_clip,
+                                     log_scale_max_clip=f.log_scale_max_clip) for f, arn in zip(iafs, arns)]
 
     # ---------------------------------------------------------------- guide
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None, *,
@@ -293,6 +325,11 @@ class DSSMGuide(PyroModule):
         combiner, iafs = self.combiner, self.iafs
         z_rnn = self.z_rnn if self.plan.z_context == "guide_rnn" else None
         g_proj = combiner.project(self.features(x, lengths))  # (B, T, hidden)
+        combine = combiner.steps(g_proj)  # per step: q's parameters from c_t and the precomputed P g_t
+        # the flows' masked weights, formed once per call instead of once per step (hoisted_steps)
+        arns = ([MaskedARN.of(f.arn) for f in iafs]
+                if len(iafs) and steps_hoisted() and not self.config.iaf_conditional else None)
+        masks = mask.unbind(1) if mask is not None else None
         p = self.plan
         if p.z_context == "last":
             c = self.z_q_0
@@ -303,12 +340,12 @@ class DSSMGuide(PyroModule):
         zs = []
         with pyro.plate("sequences", B, dim=-1):
             for t in pyro.markov(range(1, T + 1)):
-                loc, scale, a = combiner(c, g_proj[:, t - 1])
+                loc, scale, a = combine(t - 1, c)
                 q = dist.Normal(loc, scale).to_event(1)
                 if len(iafs):
-                    q = dist.TransformedDistribution(q, self._flows(iafs, a))
-                if mask is not None:
-                    q = q.mask(mask[:, t - 1])
+                    q = dist.TransformedDistribution(q, self._flows(iafs, a, arns))
+                if masks is not None:
+                    q = q.mask(masks[t - 1])
                 with poutine.scale(scale=annealing_factor):
                     z_t = pyro.sample(site_name("z", t), q)
                 zs.append(z_t)

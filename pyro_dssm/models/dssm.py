@@ -23,6 +23,8 @@ from ..nn.layers import (
     bcat,
     cell_step,
     gru_step,
+    head_steps,
+    step_views,
 )
 from ..spec import Base, DSSMSpec
 from ..validation import check_annealing, check_observations
@@ -384,16 +386,33 @@ class DSSM(PyroModule):
             h_x = hx_seq[:, 0]
         h_z = self.latent_rnn_init() if spec.has_z_rnn else None
         z_prev = None if spec.transition else self.z_0
+        # Everything that depends on x alone, for all observed steps before the loop (hoisted_steps):
+        # the x-parts of the first layers of p(z_t | .) and p(x_t | .), over h^x_{t-1} or x_{t-1}.
+        c = self.config
+        trans_rest = emit_rest = None
+        if T_obs > 0:
+            x_prev_seq = torch.cat([x_prev.expand(B, 1, -1), x[:, :-1]], dim=1)  # x_0 .. x_{T-1}
+            hx_prev_seq = hx_seq[:, :T_obs] if h_x is not None else None  # h^x_0 .. h^x_{T-1}
+            if spec.base.feedforward:
+                trans_rest = hx_prev_seq if (spec.feedforward and not joint) else x_prev_seq
+            if spec.base.autoregressive and not joint:
+                emit_rest = hx_prev_seq if spec.autoregression else x_prev_seq
+        trans_step = head_steps(transition, c.h_dim if spec.transition else c.z_dim, trans_rest)
+        emit_step = head_steps(emitter, c.h_dim if (spec.emission or joint) else c.z_dim, emit_rest)
+        # per-step views made once: one backward node (unbind), not a full-size zero gradient per step
+        masks = mask.unbind(1) if mask is not None else None
+        x_obs = x.unbind(1) if T_obs > 0 else ()
+        hx_steps = step_views(hx_seq) if h_x is not None else ()
         xs = []
         with pyro.plate("sequences", B, dim=-1):
             for t in pyro.markov(range(1, T + 1)):
-                m_t = mask[:, t - 1] if (mask is not None and t <= T_obs) else None
+                m_t = masks[t - 1] if (masks is not None and t <= T_obs) else None
                 # p(z_t | zeta_{t-1}, xi^z_{t-1})
                 zc = h_z if spec.transition else z_prev
                 xc = None
                 if spec.base.feedforward:
                     xc = h_x if (spec.feedforward and not joint) else x_prev
-                loc, scale = transition(zc, xc)
+                loc, scale = trans_step(t - 1, zc, xc)
                 z_dist = dist.Normal(loc, scale).to_event(1)
                 with poutine.scale(scale=annealing_factor):
                     z_t = pyro.sample(site_name("z", t), z_dist if m_t is None else z_dist.mask(m_t))
@@ -401,20 +420,20 @@ class DSSM(PyroModule):
                     h_z = self._shared_latent_step(z_cell, z_t, h_z, x_prev)
                 # p(x_t | zeta'_t, xi^x_{t-1})
                 if joint:
-                    x_dist = emitter(h_z)
+                    x_dist = emit_step(t - 1, h_z)
                 else:
                     ec = h_z if spec.emission else z_t
                     ex = None
                     if spec.base.autoregressive:
                         ex = h_x if spec.autoregression else x_prev
-                    x_dist = emitter(ec, ex)
-                obs = x[:, t - 1] if t <= T_obs else None
+                    x_dist = emit_step(t - 1, ec, ex)
+                obs = x_obs[t - 1] if t <= T_obs else None
                 x_t = pyro.sample(site_name("x", t), x_dist if m_t is None else x_dist.mask(m_t), obs=obs)
                 xs.append(x_t)
                 # advance the observation contexts
                 x_prev = x_t
                 if h_x is not None:
-                    h_x = hx_seq[:, t] if t <= T_obs else gru_step(x_rnn, x_t, h_x)
+                    h_x = hx_steps[t] if t <= T_obs else gru_step(x_rnn, x_t, h_x)
                 z_prev = z_t
         self.clear_shared_states()
         return torch.stack(torch.broadcast_tensors(*xs), dim=-2)

@@ -13,6 +13,7 @@ dimension is the feature dimension.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -24,6 +25,11 @@ import pyro.distributions as dist
 __all__ = [
     "bcat",
     "cell_step",
+    "HeadSteps",
+    "head_steps",
+    "hoisted_steps",
+    "steps_hoisted",
+    "step_views",
     "gru_step",
     "reverse_padded",
     "GaussianHead",
@@ -41,6 +47,96 @@ __all__ = [
 EMISSIONS = ("bernoulli", "gaussian", "itakura_saito", "gaussian_power")
 
 _LOG_VAR_CLAMP = (-20.0, 20.0)
+
+# The per-step path of the time loops (see :func:`hoisted_steps`): True = the x-only part of each
+# head's first layer computed for every step before the loop and the output heads fused.
+_HOISTED = [True]
+
+
+@contextlib.contextmanager
+def hoisted_steps(enabled: bool = True):
+    """Within the block, time loops run their heads as before 2026-12 (``enabled=False``) or hoisted (default).
+
+    Hoisted, a head whose input is ``[u_t; v_t]`` with ``v_t`` known from ``x`` alone
+    (``h^x_{t-1}``, ``x_{t-1}``, the guide's ``g_t``) computes ``W_v v_t + b`` for every
+    observed step in one matrix product before the loop, leaving ``W_u u_t`` per step,
+    and its output layers (location and scale) run as one matrix product. The model
+    and its parameters are the same; the results equal the plain path's to rounding.
+    ``benchmarks/`` use ``enabled=False`` to measure the old path side by side.
+    """
+    before = _HOISTED[0]
+    _HOISTED[0] = bool(enabled)
+    try:
+        yield
+    finally:
+        _HOISTED[0] = before
+
+
+def steps_hoisted() -> bool:
+    """Whether time loops take the hoisted path now (:func:`hoisted_steps`)."""
+    return _HOISTED[0]
+
+
+def step_views(seq: torch.Tensor, dim: int = 1) -> Sequence[torch.Tensor]:
+    """The steps of ``seq`` along ``dim``: one ``unbind`` (hoisted), or one slice per step (the old path).
+
+    A slice's backward fills a zero tensor of the whole sequence's size for every step
+    (quadratic in ``T``); ``unbind``'s backward stacks the steps' gradients once.
+    """
+    if steps_hoisted():
+        return seq.unbind(dim)
+    return [seq.select(dim, t) for t in range(seq.shape[dim])]
+
+
+def _ahead(weight: torch.Tensor, bias: Optional[torch.Tensor], first: int,
+           rest: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    """``W[:, first:] v + b`` for ``rest`` = ``v`` ``(B, T, d_v)`` (all steps at once); ``None`` without ``rest``."""
+    if rest is None:
+        return None
+    return F.linear(rest, weight[:, first:], bias)
+
+
+def _first_layer_fn(weight: torch.Tensor, bias: Optional[torch.Tensor], first: int):
+    """``f(u, ahead_t, v) = W [u; v] + b`` of one step: ``W_u u + ahead_t`` with ``ahead_t = W_v v + b``
+    precomputed, else from ``v`` itself. ``W_u`` is sliced once here, not per step (a slice's backward
+    fills a zero tensor of the whole weight's size each time)."""
+    w_u = weight[:, :first]
+
+    def first_layer(u, ahead_t, v):
+        if ahead_t is not None:
+            return F.linear(u, w_u) + ahead_t
+        return F.linear(bcat((u, v)), weight, bias)
+
+    return first_layer
+
+
+class HeadSteps:
+    """A head's per-step function for one call of a time loop: ``f(t, u_t, v_t) -> outputs``.
+
+    Built by a head's ``steps(first, rest)``: ``first`` is the width of the per-step
+    input ``u_t``; ``rest`` ``(B, T, d_v)`` holds the x-only input ``v_t`` of every
+    observed step (or ``None``). Step ``t`` (0-based) with ``t < T`` uses the
+    precomputed part; later steps (generation) and the plain path use ``v_t`` as given.
+    The precomputed ``(B, T, .)`` tensor is split into steps once (``unbind``: one
+    backward node for all steps, not a zero-filled full-size gradient per step).
+    """
+
+    def __init__(self, fn, ahead: Optional[torch.Tensor]):
+        self.fn, self.ahead = fn, ahead
+        self._ahead_steps = () if ahead is None else step_views(ahead, -2)
+
+    def __call__(self, t: int, u: torch.Tensor, v: Optional[torch.Tensor] = None):
+        return self.fn(u, v, self._ahead_steps[t] if t < len(self._ahead_steps) else None)
+
+
+def head_steps(head: nn.Module, first: int, rest: Optional[torch.Tensor]) -> HeadSteps:
+    """``head.steps(first, rest)`` if the head has it and hoisting is on, else its plain ``head(u, v)`` per step.
+
+    A user's own head module (any ``nn.Module`` called as ``head(u, v)``) works unchanged.
+    """
+    if steps_hoisted() and hasattr(head, "steps"):
+        return head.steps(first, rest)
+    return HeadSteps(lambda u, v, _: head(u, v), None)
 
 
 def bcat(tensors: Sequence[Optional[torch.Tensor]]) -> torch.Tensor:
@@ -173,6 +269,20 @@ class GaussianHead(nn.Module):
         a = self.act(self.hidden(bcat(inputs)))
         return self.loc(a), _softplus_scale(self.scale(a), self.min_scale)
 
+    def steps(self, first: int, rest: Optional[torch.Tensor]) -> HeadSteps:
+        """The hoisted per-step form (:class:`HeadSteps`): ``(loc, scale)`` from one fused output layer."""
+        w, b = self.hidden.weight, self.hidden.bias
+        first_layer = _first_layer_fn(w, b, first)
+        w_out = torch.cat([self.loc.weight, self.scale.weight])
+        b_out = torch.cat([self.loc.bias, self.scale.bias])
+        act, n = self.act, self.loc.out_features
+
+        def step(u, v, ahead_t):
+            out = F.linear(act(first_layer(u, ahead_t, v)), w_out, b_out)
+            return out[..., :n], _softplus_scale(out[..., n:], self.min_scale)
+
+        return HeadSteps(step, _ahead(w, b, first, rest))
+
 
 class GatedTransition(nn.Module):
     r"""Gated transition of the DMM [2], ``p(z_t | z_{t-1})`` (Krishnan et al. 2017, Sec. 5).
@@ -209,6 +319,22 @@ class GatedTransition(nn.Module):
         scale = _softplus_scale(self.scale(F.relu(proposed)), self.min_scale)
         return loc, scale
 
+    def steps(self, first: int, rest: Optional[torch.Tensor]) -> HeadSteps:
+        """The hoisted per-step form: both hidden layers (gate, proposal) as one matrix product."""
+        w = torch.cat([self.gate_hidden.weight, self.proposed_hidden.weight])
+        b = torch.cat([self.gate_hidden.bias, self.proposed_hidden.bias])
+        H = self.gate_hidden.out_features
+        first_layer = _first_layer_fn(w, b, first)
+
+        def step(z_prev, v, ahead_t):
+            hid = F.relu(first_layer(z_prev, ahead_t, v))
+            gate = torch.sigmoid(self.gate(hid[..., :H]))
+            proposed = self.proposed(hid[..., H:])
+            loc = (1 - gate) * self.z_to_loc(z_prev) + gate * proposed
+            return loc, _softplus_scale(self.scale(F.relu(proposed)), self.min_scale)
+
+        return HeadSteps(step, _ahead(w, b, first, rest))
+
 
 class LinearGaussianHead(nn.Module):
     r"""Linear-Gaussian factor ``N(W u, diag(s^2))`` with a learned constant scale.
@@ -230,6 +356,17 @@ class LinearGaussianHead(nn.Module):
     def forward(self, *inputs: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         loc = self.weight(bcat(inputs))
         return loc, self.scale_value.expand(loc.shape)
+
+    def steps(self, first: int, rest: Optional[torch.Tensor]) -> HeadSteps:
+        """The hoisted per-step form: ``W_v v_t`` for every step ahead, the scale computed once."""
+        w, scale = self.weight.weight, self.scale_value
+        first_layer = _first_layer_fn(w, None, first)
+
+        def step(u, v, ahead_t):
+            loc = first_layer(u, ahead_t, v)
+            return loc, scale.expand(loc.shape)
+
+        return HeadSteps(step, _ahead(w, None, first, rest))
 
 
 class EmissionHead(nn.Module):
@@ -330,6 +467,10 @@ class EmissionHead(nn.Module):
         else:
             a = self.body(u)
             out = tuple(h(a) for h in self.heads)
+        return self._distribution(out)
+
+    def _distribution(self, out: Sequence[torch.Tensor]) -> dist.TorchDistribution:
+        """The family's distribution from the network's outputs (one per parameter)."""
         if self.family == "bernoulli":
             return dist.Bernoulli(logits=out[0]).to_event(1)
         if self.family == "itakura_saito":
@@ -337,6 +478,32 @@ class EmissionHead(nn.Module):
             return dist.Exponential(torch.exp(-log_var)).to_event(1)
         loc, raw = out
         return dist.Normal(loc, _softplus_scale(raw, self.min_scale)).to_event(1)
+
+    def steps(self, first: int, rest: Optional[torch.Tensor]) -> HeadSteps:
+        """The hoisted per-step form (:class:`HeadSteps`) returning the distribution of ``x_t``.
+
+        The x-only part of the first layer runs for every step ahead; the output heads
+        (one per parameter of the family) run as one matrix product.
+        """
+        if self.net == "linear":
+            if isinstance(self.body, LinearGaussianHead):
+                inner = self.body.steps(first, rest)
+                return HeadSteps(lambda u, v, a: dist.Normal(*inner.fn(u, v, a)).to_event(1), inner.ahead)
+            w, b = self.body.weight, self.body.bias
+            first_layer = _first_layer_fn(w, b, first)
+            return HeadSteps(lambda u, v, a: self._distribution((first_layer(u, a, v),)), _ahead(w, b, first, rest))
+        first_layer, rest_of_body = self.body[0], self.body[1:]
+        w, b = first_layer.weight, first_layer.bias
+        first_fn = _first_layer_fn(w, b, first)
+        w_out = torch.cat([h.weight for h in self.heads])
+        b_out = torch.cat([h.bias for h in self.heads])
+        n = len(self.heads)
+
+        def step(u, v, ahead_t):
+            out = F.linear(rest_of_body(first_fn(u, ahead_t, v)), w_out, b_out)
+            return self._distribution(out.chunk(n, dim=-1) if n > 1 else (out,))
+
+        return HeadSteps(step, _ahead(w, b, first, rest))
 
 
 class Combiner(nn.Module):
@@ -371,3 +538,22 @@ class Combiner(nn.Module):
         """Returns ``(loc, scale, a_t)``; ``a_t`` is the context of a conditional IAF."""
         a = 0.5 * (torch.tanh(self.c_to_hidden(c)) + g_proj)
         return self.loc(a), _softplus_scale(self.scale(a), self.min_scale), a
+
+    def steps(self, g_proj: torch.Tensor) -> HeadSteps:
+        """Per-step ``f(t, c_t) -> (loc, scale, a_t)`` over ``g_proj`` ``(B, T, hidden)`` (:meth:`project`).
+
+        Hoisted (:func:`hoisted_steps`): location and scale from one fused output layer and
+        ``P g_t / 2`` halved once for all steps; plain: :meth:`forward` per step.
+        """
+        if not steps_hoisted():
+            return HeadSteps(lambda c, _, g_t: self(c, g_t), g_proj)
+        w_out = torch.cat([self.loc.weight, self.scale.weight])
+        b_out = torch.cat([self.loc.bias, self.scale.bias])
+        n, c_to_hidden = self.loc.out_features, self.c_to_hidden
+
+        def step(c, _, half_g_t):
+            a = torch.tanh(c_to_hidden(c)) * 0.5 + half_g_t
+            out = F.linear(a, w_out, b_out)
+            return out[..., :n], _softplus_scale(out[..., n:], self.min_scale), a
+
+        return HeadSteps(step, g_proj * 0.5)

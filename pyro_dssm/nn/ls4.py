@@ -82,8 +82,8 @@ class LS4Block(PyroModule):
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         return self._out(self.ssm(u), u)
 
-    def default_state(self, batch: int, device=None):
-        return self.ssm.default_state(batch, device=device)
+    def default_state(self, batch: int, device=None, dtype=None):
+        return self.ssm.default_state(batch, device=device, dtype=dtype)
 
     def step(self, u_t: torch.Tensor, state):
         y, state = self.ssm.step(u_t, state)
@@ -115,8 +115,9 @@ class LS4GenBlock(PyroModule):
     def forward(self, v: torch.Tensor, z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         return self._out(self.ssm_x(v, z), self.ssm_z(v, z), v, z)
 
-    def default_state(self, batch: int, device=None):
-        return self.ssm_x.default_state(batch, device=device), self.ssm_z.default_state(batch, device=device)
+    def default_state(self, batch: int, device=None, dtype=None):
+        return (self.ssm_x.default_state(batch, device=device, dtype=dtype),
+                self.ssm_z.default_state(batch, device=device, dtype=dtype))
 
     def step(self, v_t, z_t, state):
         gx, sx = self.ssm_x.step(v_t, z_t, state[0])
@@ -146,8 +147,8 @@ class _Pair(PyroModule):
     def forward(self, hs: Streams) -> Streams:
         return self._res(list(self.block(*hs)) if self.two else [self.block(hs[0])])
 
-    def default_state(self, batch: int, device=None):
-        return self.block.default_state(batch, device)
+    def default_state(self, batch: int, device=None, dtype=None):
+        return self.block.default_state(batch, device, dtype)
 
     def step(self, hs: Streams, state):
         if self.two:
@@ -192,8 +193,10 @@ class LS4UNet(PyroModule):
     def _all_pairs(self):
         return list(self.center) + [p for level in self.up_pairs for p in level]
 
-    def default_state(self, batch: int, device=None) -> List:
-        return [p.default_state(batch, device) for p in self._all_pairs()]
+    def default_state(self, batch: int, device=None, dtype=None) -> List:
+        """Every layer's zero state; ``dtype`` (complex64 or complex128) sets the steps' precision (default:
+        the layers' own, see :meth:`~pyro_dssm.nn.s4.S4D.default_state`)."""
+        return [p.default_state(batch, device, dtype) for p in self._all_pairs()]
 
     def forward(self, hs: Streams, state: Optional[List] = None):
         """Convolution mode (``state=None``) -> streams; recurrent mode -> ``(streams, new_state)``."""
@@ -249,8 +252,9 @@ class LS4Stack(PyroModule):
         h = self.head(self.backbone([self.encoder(u)])[0])
         return torch.cat([b(h) for b in self.branches], -1) if len(self.branches) else h
 
-    def default_state(self, batch: int, device=None) -> List:
-        return [self.backbone.default_state(batch, device), [b.default_state(batch, device) for b in self.branches]]
+    def default_state(self, batch: int, device=None, dtype=None) -> List:
+        return [self.backbone.default_state(batch, device, dtype),
+                [b.default_state(batch, device, dtype) for b in self.branches]]
 
     def step(self, u_t: torch.Tensor, state: List) -> Tuple[torch.Tensor, List]:
         """``u_t`` ``(B, in_dim)`` -> ``(y_t (B, out_dim or 2 out_dim), state)``."""
@@ -286,8 +290,8 @@ class LS4GenStack(PyroModule):
     def forward(self, v: Optional[torch.Tensor], z: torch.Tensor) -> torch.Tensor:
         return self.head(torch.cat(self.backbone(self._inputs(v, z)), -1))
 
-    def default_state(self, batch: int, device=None) -> List:
-        return self.backbone.default_state(batch, device)
+    def default_state(self, batch: int, device=None, dtype=None) -> List:
+        return self.backbone.default_state(batch, device, dtype)
 
     def step(self, v_t: Optional[torch.Tensor], z_t: torch.Tensor, state: List):
         """``v_t`` ``(B, x_dim)`` (ignored without ``use_x``), ``z_t`` ``(B, z_dim)`` -> ``(y_t, state)``."""
