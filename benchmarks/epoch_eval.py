@@ -7,9 +7,10 @@ gradient-norm clipping, KL annealing), alternating epoch by epoch:
 * ``engine``: one epoch of ``lightning.Trainer.fit`` on the engine's ``DSSMTask`` with its
   defaults (length-bucketed batches, the hoisted per-step path; no validation, no
   checkpoints: the training loop alone);
-* ``engine_old``: the same with random batches (``--no-bucket-by-length``) and the plain
-  per-step path (``pyro_dssm.nn.hoisted_steps(False)``): the engine as it was before
-  2026-12; ``engine_old / engine`` is the absolute speed-up;
+* ``engine_old``: the same with random batches (``--no-bucket-by-length``), the plain
+  per-step path (``pyro_dssm.nn.hoisted_steps(False)``) and Pyro's per-site validation
+  (``--pyro-validation``): the engine as it was before 2026-12; ``engine_old / engine``
+  is the absolute speed-up;
 * ``ours``: a hand-written loop around the same loss (``LeanTraceMeanField_ELBO``, the engine's)
   on the engine's batches;
 * ``plain``: the same loop around the plain-PyTorch ELBO of ``plain_elbo.py`` (which takes
@@ -130,7 +131,7 @@ def main(argv=None):
     def loop(loss_fn, dm=data, hoisted=True):
         loader = dm.train_dataloader()
         _set_epoch(loader, 0)
-        with hoisted_steps(hoisted):
+        with hoisted_steps(hoisted), pyro.validation_enabled(False):  # as the engine's training steps
             for x, mask in loader:
                 x, mask = x.to(device), mask.to(device)
                 opt.zero_grad(set_to_none=True)
@@ -141,6 +142,7 @@ def main(argv=None):
         _sync(device)
 
     def engine_epoch(dm=data, hoisted=True):
+        task.cfg = cfg.replace(pyro_validation=not hoisted)  # the old engine validated every site
         trainer = L.Trainer(max_epochs=1, accelerator=args.accelerator, devices=1, logger=False,
                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                             limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=cfg.clip_norm,

@@ -3,8 +3,9 @@
 
 * ``new``: the engine's defaults: length-bucketed training batches and the hoisted per-step
   path (``pyro_dssm.nn.hoisted_steps``);
-* ``old``: random batches (``--no-bucket-by-length``) and the plain per-step path
-  (``hoisted_steps(False)``), i.e. the engine as it was.
+* ``old``: random batches (``--no-bucket-by-length``), the plain per-step path
+  (``hoisted_steps(False)``) and Pyro's per-site validation in every step
+  (``--pyro-validation``), i.e. the engine as it was.
 
 Each seed trains both (alternating which goes first), with the main job's settings
 (``scripts/train.py`` defaults: ArSSM, full guide, 30 epochs) unless overridden, and
@@ -32,7 +33,8 @@ def run(seed: int, variant: str, args, out_dir: str) -> dict:
 
     new = variant == "new"
     cfg = TrainConfig(model=args.model, guide=args.guide, epochs=args.epochs, seed=seed, progress=False,
-                      max_sequences=args.max_sequences, bucket_by_length=new, out=f"{out_dir}/{variant}-{seed}")
+                      max_sequences=args.max_sequences, bucket_by_length=new, pyro_validation=not new,
+                      out=f"{out_dir}/{variant}-{seed}")
     from pyro_dssm.training.engine import quiet_lightning
 
     with hoisted_steps(new), quiet_lightning():

@@ -6,12 +6,15 @@ step (negative ELBO, backward, Adam update) is timed three ways, interleaved
 round by round so that machine noise hits all three alike:
 
 * ``ours``: ``LeanTraceMeanField_ELBO`` (``pyro_dssm.infer``; what the training engine
-  uses): Pyro's mean-field estimator, computing only the log-densities it uses;
-* ``pyro``: Pyro's own ``TraceMeanField_ELBO`` (what plain ``SVI`` user code gets);
+  uses): Pyro's mean-field estimator, computing only the log-densities it uses, run as the
+  engine runs it: without Pyro's per-site validation (each batch is checked once);
+* ``pyro``: Pyro's own ``TraceMeanField_ELBO`` with Pyro's default validation (what plain
+  ``SVI`` user code gets);
 * ``plain``: the same ELBO, same networks, in plain PyTorch (``plain_elbo.py``);
 * ``iaf``: ``ours`` with the same guide plus ``--iafs`` IAF layers;
-* ``old``: ``ours`` on the per-step path of before 2026-12 (``pyro_dssm.nn.hoisted_steps(False)``:
-  nothing hoisted out of the time loop, no fused heads, per-step slices), with ``iaf_old``
+* ``old``: ``ours`` as the engine ran it before 2026-12: the plain per-step path
+  (``pyro_dssm.nn.hoisted_steps(False)``: nothing hoisted out of the time loop, no fused
+  heads, per-step slices) with Pyro's per-site validation on; ``iaf_old``
   the same for the IAF guide: ``old/ours`` and ``iaf_old/iaf`` are the absolute speed-ups.
 
 Printed per row: median milliseconds per step, ``ours/plain`` (goal <= 1.3),
@@ -111,12 +114,13 @@ class SavedBytes:
         return sum(self.seen.values())
 
 
-def make_step(loss_fn, model, guide, x, mask, hoisted: bool = True):
+def make_step(loss_fn, model, guide, x, mask, hoisted: bool = True, validate: bool = False):
+    """One SVI step; ``validate``: Pyro's per-site validation (the training engine runs without it)."""
     params = list(model.parameters()) + list(guide.parameters())
     opt = torch.optim.Adam(params, lr=1e-4)
 
     def step(measure_memory: bool = False):
-        with hoisted_steps(hoisted):
+        with hoisted_steps(hoisted), pyro.validation_enabled(validate):
             return _step(measure_memory)
 
     def _step(measure_memory: bool = False):
@@ -162,14 +166,14 @@ def run_row(name, guide_name, size, args, device):
     model, guide = build(name, guide_name, size, 0, device)
     model_i, guide_i = build(name, guide_name, size, args.iafs, device)
     steps = {"ours": make_step(ours_loss, model, guide, x, mask),
-             "pyro": make_step(pyro_loss, model, guide, x, mask),
+             "pyro": make_step(pyro_loss, model, guide, x, mask, validate=True),
              "plain": make_step(plain_loss, model, guide, x, mask)}
     if args.iafs:
         steps["iaf"] = make_step(ours_loss, model_i, guide_i, x, mask)
     if not args.no_old:
-        steps["old"] = make_step(ours_loss, model, guide, x, mask, hoisted=False)
+        steps["old"] = make_step(ours_loss, model, guide, x, mask, hoisted=False, validate=True)
         if args.iafs:
-            steps["iaf_old"] = make_step(ours_loss, model_i, guide_i, x, mask, hoisted=False)
+            steps["iaf_old"] = make_step(ours_loss, model_i, guide_i, x, mask, hoisted=False, validate=True)
     mem = {k: f(measure_memory=True) for k, f in steps.items()}  # also the warm-up step
     times = {k: [] for k in steps}
     order = list(steps)

@@ -21,7 +21,7 @@ __all__ = ["TrainConfig", "load_config", "save_config", "add_config_arguments", 
 
 # What a resume may change: how long and where it trains and what it shows, never what it trains on or how.
 RESUME_SAFE_FIELDS = frozenset({"epochs", "patience", "accelerator", "devices", "num_nodes", "strategy", "progress",
-                                "num_workers", "out"})
+                                "num_workers", "pyro_validation", "out"})
 
 
 @dataclass
@@ -73,6 +73,7 @@ class TrainConfig:
     eval_particles: int = 10
     seed: int = 0
     bucket_by_length: bool = True  # training batches of similar lengths (off: random batches, as before 2026-12)
+    pyro_validation: bool = False  # Pyro's per-site checks in training and validation steps (slower; debugging)
     jit: bool = False
     num_buckets: int = 4
     num_workers: int = 0
@@ -241,6 +242,9 @@ _HELP = {
     "bucket_by_length": "draw training batches from length-sorted buckets (less padding: about half the time "
                         "steps on the chorales); off: random batches. Reshuffled every epoch, "
                         "deterministic per seed and epoch",
+    "pyro_validation": "let Pyro check every sample site's distribution and value in training and validation "
+                       "steps, to find where a diverging run first produces NaN (about a third slower); each batch "
+                       "is checked once either way",
     "jit": "compile the ELBO with JitTraceMeanField_ELBO (batches padded to a few length buckets)",
     "num_buckets": "--jit: number of padded lengths (one compiled graph each)",
     "num_workers": "data-loader worker processes (0: load in the main process)",

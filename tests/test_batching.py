@@ -152,3 +152,20 @@ def test_a_run_saved_before_bucketing_resumes_with_random_batches(tmp_path):
     assert load_run_config(tmp_path).bucket_by_length is False
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(TrainConfig().to_dict()))
     assert load_run_config(tmp_path).bucket_by_length is True
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log()`", "ignore:Encountered NaN")
+def test_a_diverging_run_is_reported_by_name(tmp_path):
+    """Pyro's per-site validation is off in training steps; a non-finite loss still stops the run clearly."""
+    from pyro_dssm.config import TrainConfig
+    from pyro_dssm.training.engine import DSSMTask, build_model_and_guide
+
+    cfg = TrainConfig(model="dmm", guide="partial", z_dim=2, h_dim=8, hidden_dim=8, guide_rnn_dim=8)
+    model, guide = build_model_and_guide(cfg, 6, "bernoulli")
+    task = DSSMTask(model, guide, cfg)
+    x = torch.as_tensor(np.stack(_rolls([5, 5]))), torch.ones(2, 5, dtype=torch.bool)
+    assert torch.isfinite(task.training_step(x, 0))
+    with torch.no_grad():
+        model.emitter.heads[0].bias.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match=r"training loss became nan at epoch 0, batch 3.*--lr"):
+        task.training_step(x, 3)

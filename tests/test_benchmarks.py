@@ -152,3 +152,41 @@ def test_epoch_eval_benchmark(capsys):
     r = re.search(r"vectorised ([\d.]+) s, one particle at a time ([\d.]+) s; ratio sequential/vectorised: "
                   r"([\d.]+) \(bounds differ by ([\d.]+) nats/step\)", out)
     assert r and float(r.group(3)) > 0
+
+
+def _compiled_step_ratios(out):
+    us = dict((k, float(v)) for k, v in re.findall(r"^(eager|script|compile): ([\d.]+) us per step", out, re.M))
+    ratios = dict((k, float(v)) for k, v in re.findall(r"^ratio (\w+)/eager: ([\d.]+)$", out, re.M))
+    return us, ratios
+
+
+def test_compiled_step_benchmark_without_compiler(capsys):
+    _load("compiled_step").main(["--steps", "3", "--rounds", "1", "--no-compile", "--batch", "3", "--width", "8",
+                                 "--z-dim", "2", "--x-dim", "5"])
+    us, ratios = _compiled_step_ratios(capsys.readouterr().out)
+    assert set(us) == {"eager", "script"} and set(ratios) == {"script"}
+    assert ratios["script"] == pytest.approx(us["script"] / us["eager"], rel=0.05, abs=0.02)
+
+
+def test_compiled_step_function_is_the_eager_one():
+    import torch
+
+    step, inputs = _load("compiled_step").make_step(4, 3, 8, 5)
+    traced = torch.jit.trace(step, inputs, check_trace=False)
+    assert torch.allclose(step(*inputs), traced(*inputs), rtol=1e-5)
+    grads = [torch.autograd.grad(f(*inputs), inputs[0])[0] for f in (step, traced)]
+    assert torch.allclose(*grads, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_compiled_step_benchmark_with_torch_compile(capsys):
+    _load("compiled_step").main(["--steps", "3", "--rounds", "1", "--batch", "3", "--width", "8", "--z-dim", "2",
+                                 "--x-dim", "5"])
+    out = capsys.readouterr().out
+    us, ratios = _compiled_step_ratios(out)
+    if "compile" not in us:  # no compiler on this machine: the benchmark says so
+        assert "torch.compile unavailable here" in out
+        return
+    assert ratios["compile"] == pytest.approx(us["compile"] / us["eager"], rel=0.05, abs=0.02)
+    m = re.search(r"eager ([\d.]+) ms, compile ([\d.]+) ms; loop compile/eager: ([\d.]+)", out)
+    assert m and float(m.group(3)) == pytest.approx(float(m.group(2)) / float(m.group(1)), rel=0.05, abs=0.02)

@@ -265,7 +265,17 @@ class DSSMTask(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, mask = batch
-        loss = self.negative_elbo(x, mask, self.cfg.annealing_factor(self.current_epoch)) / mask.sum()
+        # The batch is checked once when the model and guide first see it (shapes, NaN, support:
+        # pyro_dssm.validation). Pyro's own validation would check every step's distributions
+        # and site values again, about a quarter of an epoch at the main job's sizes; it is off
+        # here (unless --pyro-validation), and a loss that stops being finite is reported instead.
+        with pyro.validation_enabled(self.cfg.pyro_validation):
+            loss = self.negative_elbo(x, mask, self.cfg.annealing_factor(self.current_epoch)) / mask.sum()
+        if not bool(torch.isfinite(loss)):
+            raise FloatingPointError(
+                f"the training loss became {float(loss.detach())} at epoch {self.current_epoch}, batch {batch_idx}: the "
+                "run diverged (a network output left the range its distribution allows). Lower --lr (now "
+                f"{self.cfg.lr:g}) or --clip-norm (now {self.cfg.clip_norm:g}), or resume from an earlier checkpoint.")
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=x.shape[0],
                  sync_dist=True)
         return loss
@@ -277,7 +287,8 @@ class DSSMTask(L.LightningModule):
         from ..infer import log_weight_parts
 
         x, mask, weight = batch
-        obs, latent = log_weight_parts(self.model, self.guide, x, mask)  # (1, B) each: one particle
+        with pyro.validation_enabled(self.cfg.pyro_validation):  # as in training: the batch is checked once
+            obs, latent = log_weight_parts(self.model, self.guide, x, mask)  # (1, B) each: one particle
         obs, latent = obs[0].detach(), latent[0].detach()
         self._val_sums.append(torch.stack([-((obs + latent) * weight).sum(), -(obs * weight).sum(),
                                            -(latent * weight).sum(), (mask.sum(-1) * weight).sum()]))
