@@ -16,6 +16,9 @@ gradient-norm clipping, KL annealing), alternating epoch by epoch:
 * ``plain``: the same loop around the plain-PyTorch ELBO of ``plain_elbo.py`` (which takes
   the same per-step path), so that ``ours / plain`` measures Pyro's overhead alone.
 
+With ``--ablation``, the engine with one change undone at a time (random batches, the plain
+per-step path, Pyro's per-site validation), each as a ratio to the engine's epoch.
+
 Also printed: the share of the time steps run that are real steps (not padding) for
 random and for bucketed batches.
 
@@ -74,6 +77,9 @@ def main(argv=None):
     p.add_argument("--max-sequences", type=int, default=None, help="use only the first N chorales of each split")
     p.add_argument("--jsb-size", action="store_true",
                    help="a JSB-sized copy: training split tiled (with random transpositions) to 229 chorales")
+    p.add_argument("--ablation", action="store_true",
+                   help="also time the engine with each change of 2026-12 undone alone (random batches, "
+                        "the plain per-step path, Pyro's per-site validation)")
     p.add_argument("--accelerator", default="cpu")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
@@ -141,8 +147,9 @@ def main(argv=None):
                 opt.step()
         _sync(device)
 
-    def engine_epoch(dm=data, hoisted=True):
-        task.cfg = cfg.replace(pyro_validation=not hoisted)  # the old engine validated every site
+    def engine_epoch(dm=data, hoisted=True, validate=None):
+        # the old engine validated every site
+        task.cfg = cfg.replace(pyro_validation=(not hoisted) if validate is None else validate)
         trainer = L.Trainer(max_epochs=1, accelerator=args.accelerator, devices=1, logger=False,
                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                             limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=cfg.clip_norm,
@@ -155,6 +162,10 @@ def main(argv=None):
                 "ours": lambda: loop(lambda x, m: task.negative_elbo(x, m, anneal))}
     if not guide.config.num_iafs:
         variants["plain"] = lambda: loop(lambda x, m: plain_negative_elbo(model, guide, x, m, anneal))
+    if args.ablation:  # the new engine with one of its changes undone
+        variants.update({"random_batches": lambda: engine_epoch(old_data, True, False),
+                         "not_hoisted": lambda: engine_epoch(data, False, False),
+                         "pyro_validation": lambda: engine_epoch(data, True, True)})
     times = {k: [] for k in variants}
     for _ in range(args.epochs):
         for k, f in variants.items():
@@ -167,6 +178,9 @@ def main(argv=None):
         print(f"ratio ours/plain: {med['ours'] / med['plain']:.2f}   engine/plain: {med['engine'] / med['plain']:.2f}")
     print(f"ratio engine/ours: {med['engine'] / med['ours']:.2f}")
     print(f"speed-up engine_old/engine: {med['engine_old'] / med['engine']:.2f}")
+    if args.ablation:
+        print("each change undone alone, epoch / engine's: " + ", ".join(
+            f"{k} {med[k] / med['engine']:.2f}" for k in ("random_batches", "not_hoisted", "pyro_validation")))
 
     # --- evaluation ------------------------------------------------------------------------------
     from pyro_dssm.data.corpus import pad_sequences

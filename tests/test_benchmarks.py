@@ -137,7 +137,7 @@ def test_jit_benchmark_rows(capsys):
 
 def test_epoch_eval_benchmark(capsys):
     _load("epoch_eval").main(["--max-sequences", "6", "--batch-size", "3", "--epochs", "1", "--iwae", "4",
-                              "--seq-subset", "2", "--threads", "1"])
+                              "--seq-subset", "2", "--threads", "1", "--ablation"])
     out = capsys.readouterr().out
     m = re.search(r"epoch s: engine ([\d.]+), engine_old ([\d.]+), ours ([\d.]+), plain ([\d.]+)", out)
     assert m
@@ -146,6 +146,8 @@ def test_epoch_eval_benchmark(capsys):
     assert float(r.group(1)) == pytest.approx(ours / plain, rel=0.05, abs=0.02)
     r = re.search(r"speed-up engine_old/engine: ([\d.]+)", out)
     assert float(r.group(1)) == pytest.approx(engine_old / engine, rel=0.05, abs=0.02)
+    assert re.search(r"each change undone alone, epoch / engine's: random_batches [\d.]+, not_hoisted [\d.]+, "
+                     r"pyro_validation [\d.]+$", out, re.M)
     eff = dict(re.findall(r"^(random|bucketed) batches: (\d+)% of the time steps run are real$", out, re.M))
     assert set(eff) == {"random", "bucketed"} and int(eff["bucketed"]) >= int(eff["random"])
     assert re.search(r"negative ELBO \(10 particles\) [\d.]+ s \(-?[\d.]+/step\); IWAE K=4", out)
@@ -190,3 +192,9 @@ def test_compiled_step_benchmark_with_torch_compile(capsys):
     assert ratios["compile"] == pytest.approx(us["compile"] / us["eager"], rel=0.05, abs=0.02)
     m = re.search(r"eager ([\d.]+) ms, compile ([\d.]+) ms; loop compile/eager: ([\d.]+)", out)
     assert m and float(m.group(3)) == pytest.approx(float(m.group(2)) / float(m.group(1)), rel=0.05, abs=0.02)
+
+
+def test_ls4_step_benchmark(capsys):
+    _load("ls4_step").main(["--batches", "2", "--length", "3", "--repeats", "1"])
+    m = re.search(r"batch 2: LS4 ([\d.]+) ms/step, VRNN ([\d.]+) ms/step, LS4/VRNN ([\d.]+)", capsys.readouterr().out)
+    assert m and float(m.group(3)) == pytest.approx(float(m.group(1)) / float(m.group(2)), rel=0.05, abs=0.02)

@@ -2,7 +2,8 @@
 
 Every sequence is a ``(T, D)`` array. A batch is padded to ``(B, T_max, D)``
 with a boolean ``mask`` ``(B, T_max)`` that is ``True`` on valid steps; batches
-keep the order they are given in (never a silent sort by length).
+keep the order they are given in (never a silent sort by length: which sequences form
+a batch is the sampler's choice, e.g. :mod:`pyro_dssm.data.batching`).
 """
 
 from __future__ import annotations
