@@ -60,7 +60,8 @@ def plain_negative_elbo(model, guide, x: torch.Tensor, mask: Optional[torch.Tens
     hx_seq = model._shared_observation_states(model.x_rnn, x) if (spec.has_x_rnn and not joint) else None
     model.clear_shared_states()
     h_z = model.h_z0 if spec.has_z_rnn else None
-    z_prev = None if spec.transition else model.z_0
+    learned_initial = model.config.initial == "learned"
+    z_prev = None if (spec.transition or learned_initial) else model.z_0
     x_prev = x.new_zeros(x.shape[-1])
     # the x-only parts of the heads' first layers, for all steps at once (as the model does)
     cfg = model.config
@@ -82,12 +83,14 @@ def plain_negative_elbo(model, guide, x: torch.Tensor, mask: Optional[torch.Tens
         q_loc, q_scale, _ = combine(t, c)
         q = Normal(q_loc, q_scale)
         z_t = q.rsample()
-        # p(z_t | zeta_{t-1}, xi^z_{t-1})
-        zc = h_z if spec.transition else z_prev
-        xc = None
-        if spec.base.feedforward:
-            xc = hx_steps[t] if (spec.feedforward and not joint) else x_prev
-        p_loc, p_scale = trans_step(t, zc, xc)
+        if t == 0 and learned_initial:  # p(z_1)
+            p_loc, p_scale = model.initial()
+        else:  # p(z_t | zeta_{t-1}, xi^z_{t-1})
+            zc = h_z if spec.transition else z_prev
+            xc = None
+            if spec.base.feedforward:
+                xc = hx_steps[t] if (spec.feedforward and not joint) else x_prev
+            p_loc, p_scale = trans_step(t, zc, xc)
         kl_sum = kl_sum + kl_divergence(q, Normal(p_loc, p_scale)).sum(-1) * mask_steps[t]
         if spec.has_z_rnn:
             h_z = cell_step(model.z_cell, torch.cat([x_prev.expand(B, -1), z_t], -1) if joint else z_t, h_z)

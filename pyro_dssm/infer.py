@@ -104,10 +104,11 @@ def kalman_log_likelihood(model: DSSM, x: torch.Tensor, init_scale: float = 1e-6
 
     The model must be the plain HMM spec with ``transition_net="linear"``,
     ``emission_net="linear"`` and ``emission="gaussian"``: then
-    ``z_t = A z_{t-1} + N(0, Q)``, ``x_t = C z_t + N(0, R)`` with ``z_0`` the
-    learned vector, and ``pyro.distributions.GaussianHMM`` (a Kalman filter)
-    gives the marginal likelihood. ``init_scale`` is the (negligible) spread
-    given to the point mass at ``z_0``.
+    ``z_1 ~ N(mu_1, diag sigma_1^2)`` (its learned initial distribution),
+    ``z_t = A z_{t-1} + N(0, Q)``, ``x_t = C z_t + N(0, R)``, and
+    ``pyro.distributions.GaussianHMM`` (a Kalman filter) gives the marginal likelihood.
+    A model built with ``initial="transition"`` draws ``z_1 = A z_0 + N(0, Q)`` from a
+    learned ``z_0``; ``init_scale`` is the (negligible) spread given to that point mass.
     """
     c = model.config
     if not (c.spec.name == "hmm" and c.transition_net == "linear" and c.emission_net == "linear"
@@ -116,23 +117,40 @@ def kalman_log_likelihood(model: DSSM, x: torch.Tensor, init_scale: float = 1e-6
                          f"emission_net='linear', emission='gaussian'; got {c}")
     x, _, _ = model.check_inputs(x)
     tr, em = model.transition, model.emitter.body
-    return linear_gaussian_log_likelihood(tr.weight.weight, tr.scale_value, em.weight.weight, em.scale_value,
-                                          model.z_0, x, init_scale)
+    A, q, C, r = tr.weight.weight, tr.scale_value, em.weight.weight, em.scale_value
+    if c.initial == "learned":
+        return linear_gaussian_log_likelihood(A, q, C, r, None, x, initial=model.initial())
+    return linear_gaussian_log_likelihood(A, q, C, r, model.z_0, x, init_scale)
 
 
-def linear_gaussian_log_likelihood(A, q, C, r, z0, x: torch.Tensor, init_scale: float = 1e-6) -> torch.Tensor:
+def linear_gaussian_log_likelihood(A, q, C, r, z0, x: torch.Tensor, init_scale: float = 1e-6,
+                                   initial=None) -> torch.Tensor:
     """Exact ``log p(x)`` ``(B,)`` of ``z_t = A z_{t-1} + N(0, diag q^2)``, ``x_t = C z_t + N(0, diag r^2)``.
 
     Args:
         A: ``(z_dim, z_dim)``; q: ``(z_dim,)``; C: ``(x_dim, z_dim)``; r: ``(x_dim,)``;
-        z0: ``(z_dim,)``, the fixed initial state; x: ``(B, T, x_dim)``.
+        z0: ``(z_dim,)``, a fixed state before the first step (``z_1 = A z0 + N(0, diag q^2)``);
+        x: ``(B, T, x_dim)``.
+        initial: ``(loc, scale)`` ``(z_dim,)`` each: ``z_1 ~ N(loc, diag scale^2)`` instead of
+            the transition from ``z0`` (then ``z0`` is ignored). Expressed for ``GaussianHMM``
+            as a time-varying first transition with matrix 0 and noise ``N(loc, scale^2)``.
     """
     f64 = torch.float64  # the near point mass at z_0 needs double precision
-    A, q, C, r, z0 = (torch.as_tensor(v, dtype=f64, device=x.device) for v in (A, q, C, r, z0))
-    init = dist.Normal(z0, torch.full_like(z0, init_scale)).to_event(1)
-    trans = dist.Normal(torch.zeros_like(z0), q).to_event(1)
+    A, q, C, r = (torch.as_tensor(v, dtype=f64, device=x.device) for v in (A, q, C, r))
+    T, Z = x.shape[1], A.shape[0]
     obs = dist.Normal(torch.zeros_like(r), r).to_event(1)
-    hmm = dist.GaussianHMM(init, A.T, trans, C.T, obs, duration=x.shape[1])
+    if initial is None:
+        z0 = torch.as_tensor(z0, dtype=f64, device=x.device)
+        init = dist.Normal(z0, torch.full_like(z0, init_scale)).to_event(1)
+        trans = dist.Normal(torch.zeros_like(z0), q).to_event(1)
+        hmm = dist.GaussianHMM(init, A.T, trans, C.T, obs, duration=T)
+        return hmm.log_prob(x.to(f64)).to(x.dtype)
+    m1, s1 = (torch.as_tensor(v, dtype=f64, device=x.device) for v in initial)
+    mats = torch.cat([torch.zeros(1, Z, Z, dtype=f64, device=x.device), A.T.expand(T - 1, Z, Z)])
+    locs = torch.cat([m1.unsqueeze(0), torch.zeros(T - 1, Z, dtype=f64, device=x.device)])
+    scales = torch.cat([s1.unsqueeze(0), q.expand(T - 1, Z)])
+    init = dist.Normal(torch.zeros(Z, dtype=f64, device=x.device), torch.ones(Z, dtype=f64, device=x.device))
+    hmm = dist.GaussianHMM(init.to_event(1), mats, dist.Normal(locs, scales).to_event(1), C.T, obs, duration=T)
     return hmm.log_prob(x.to(f64)).to(x.dtype)
 
 

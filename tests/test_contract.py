@@ -164,13 +164,25 @@ def test_observation_recurrence_runs_once_per_batch():
     assert len(calls) == 1
 
 
-def test_iaf_samples_are_scored_without_inverting_the_flow():
+@pytest.mark.parametrize("hoisted", [True, False])
+def test_iaf_samples_are_scored_without_inverting_the_flow(hoisted, monkeypatch):
+    from pyro_dssm.guides.guide import MaskedARN
+    from pyro_dssm.nn import hoisted_steps
+
     model, guide = build("arssm", "full", "iaf")
     calls = []
-    for f in guide.iafs:
+    for f in guide.iafs:  # the plain path calls the networks themselves ...
         f.arn.register_forward_hook(lambda *a: calls.append(1))
+    masked_call = MaskedARN.__call__  # ... the hoisted one their masked weights, formed once per call
+
+    def counted(self, z):
+        calls.append(1)
+        return masked_call(self, z)
+
+    monkeypatch.setattr(MaskedARN, "__call__", counted)
     x, mask = ragged_batch(X_DIM)
-    TraceMeanField_ELBO().loss(model, guide, x, mask)
+    with hoisted_steps(hoisted):
+        TraceMeanField_ELBO().loss(model, guide, x, mask)
     T, L = x.shape[1], len(guide.iafs)
     # one network pass per flow and step when sampling; inverting would cost z_dim passes each
     assert len(calls) == T * L

@@ -571,3 +571,27 @@ def test_piano_roll_axes_are_labelled():
     assert [t.get_text() for t in data0.get_yticklabels()] == [f"C{o}" for o in range(1, 9)]
     assert list(data0.get_yticks()) == list(range(24, 109, 12))
     assert not empty.axison
+
+
+def test_a_run_from_before_the_learned_initial_distribution_loads_and_resumes(tmp_path, short_rolls):
+    """Checkpoints without p(z_1) (z_1 from the transition, a learned z_0) evaluate and resume as they were trained."""
+    from pyro_dssm.training.engine import load_run, load_run_config
+
+    out = tmp_path / "old"
+    r = script("train.py", "--data", short_rolls, "--epochs", "1", "--out", out, "--model", "dmm", "--guide",
+               "partial", *TINY_RUN, "--model-option", "initial=transition")
+    assert r.returncode == 0, r.stderr[-3000:]
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    cfg["model_options"].pop("initial")  # as a config.yaml written before the option existed
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert load_run_config(out).model_options == {"initial": "transition"}
+    _, _, model, _ = load_run(out)
+    assert model.config.initial == "transition" and hasattr(model, "z_0") and not hasattr(model, "initial")
+    r = script("train.py", "--out", out, "--resume", "--epochs", "2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    # a new run keeps its learned p(z_1) without saying so in its config
+    new = tmp_path / "new"
+    assert script("train.py", "--data", short_rolls, "--epochs", "1", "--out", new, "--model", "dmm", "--guide",
+                  "partial", *TINY_RUN).returncode == 0
+    assert "initial" not in load_run_config(new).model_options
+    assert load_run(new)[2].config.initial == "learned"

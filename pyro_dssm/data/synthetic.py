@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -14,7 +15,9 @@ class LinearGaussianSSM:
     """``z_t = A z_{t-1} + N(0, diag(q^2))``, ``x_t = C z_t + N(0, diag(r^2))``, ``z_0`` fixed.
 
     Shapes: ``A`` ``(z_dim, z_dim)``, ``C`` ``(x_dim, z_dim)``, ``q`` ``(z_dim,)``,
-    ``r`` ``(x_dim,)``, ``z0`` ``(z_dim,)``.
+    ``r`` ``(x_dim,)``, ``z0`` ``(z_dim,)``. With ``z1_loc`` and ``z1_scale`` (``(z_dim,)``
+    each) the first state has its own distribution, ``z_1 ~ N(z1_loc, diag(z1_scale^2))``
+    (e.g. broader than the transition noise); otherwise ``z_1 = A z0 + N(0, diag(q^2))``.
     """
 
     A: np.ndarray
@@ -22,6 +25,14 @@ class LinearGaussianSSM:
     C: np.ndarray
     r: np.ndarray
     z0: np.ndarray
+    z1_loc: Optional[np.ndarray] = None
+    z1_scale: Optional[np.ndarray] = None
+
+    def initial(self) -> Tuple[np.ndarray, np.ndarray]:
+        """``(loc, scale)`` of ``z_1``."""
+        if self.z1_loc is None:
+            return self.A @ self.z0, np.asarray(self.q)
+        return np.asarray(self.z1_loc), np.asarray(self.z1_scale)
 
     @classmethod
     def random(cls, x_dim: int, z_dim: int, seed: int = 0) -> "LinearGaussianSSM":
@@ -34,10 +45,13 @@ class LinearGaussianSSM:
     def sample(self, n: int, T: int, seed: int = 0) -> np.ndarray:
         """``n`` sequences of length ``T``: ``(n, T, x_dim)`` float32."""
         rng = np.random.default_rng(seed)
-        z = np.broadcast_to(self.z0, (n, len(self.z0)))
+        loc1, scale1 = self.initial()
         xs = []
-        for _ in range(T):
-            z = z @ self.A.T + rng.normal(size=z.shape) * self.q
+        for t in range(T):
+            if t == 0:
+                z = loc1 + rng.normal(size=(n, len(self.z0))) * scale1
+            else:
+                z = z @ self.A.T + rng.normal(size=z.shape) * self.q
             xs.append(z @ self.C.T + rng.normal(size=(n, len(self.r))) * self.r)
         return np.stack(xs, 1).astype(np.float32)
 

@@ -19,6 +19,7 @@ from ..nn.layers import (
     EmissionHead,
     GatedTransition,
     GaussianHead,
+    InitialGaussian,
     LinearGaussianHead,
     bcat,
     cell_step,
@@ -55,6 +56,11 @@ class ModelConfig:
             ArSSM/FSSM) or ``"joint"`` (one RNN over ``(x_{t-1}, z_t)``, VRNN eq. (15);
             only for the fully relaxed DMM-Aug).
         min_scale: floor added to every predicted standard deviation.
+        initial: ``"learned"`` (default): ``z_1 ~ p(z_1) = N(mu_1, diag(sigma_1^2))`` with its
+            own learned location and scale (:class:`~pyro_dssm.nn.InitialGaussian`);
+            ``"transition"``: ``z_1`` from the transition applied to a learned ``z_0`` (or the
+            initial RNN state ``h^z_0``), with the transition's scale, as models built before
+            2026-12 did (their checkpoints load as such).
     """
 
     spec: DSSMSpec
@@ -67,6 +73,7 @@ class ModelConfig:
     emission_net: str = "mlp"
     recurrence: str = "separate"
     min_scale: float = 1e-3
+    initial: str = "learned"
 
     def __post_init__(self) -> None:
         coerce_fields(self, "model")  # model options from YAML or --model-option take the declared types
@@ -94,6 +101,9 @@ class ModelConfig:
                              f"got spec {self.spec.name}")
         if self.min_scale < 0:
             raise ValueError(f"min_scale must be >= 0, got {self.min_scale}")
+        if self.initial not in ("learned", "transition"):
+            raise ValueError(f"unknown initial {self.initial!r}; expected 'learned' (a learned p(z_1)) or "
+                             "'transition' (z_1 from the transition applied to z_0)")
 
     def replace(self, **changes) -> "ModelConfig":
         return replace(self, **changes)
@@ -166,8 +176,12 @@ class DSSM(PyroModule):
     Generative process, for ``t = 1..T`` (``c`` as in Sec. II-A of [1]):
 
     .. math::
-        z_t \sim p(z_t \mid d_z(\zeta_{t-1}, \xi^z_{t-1})),\qquad
+        z_1 \sim p(z_1) = N(\mu_1, \mathrm{diag}(\sigma_1^2)),\qquad
+        z_t \sim p(z_t \mid d_z(\zeta_{t-1}, \xi^z_{t-1}))\ (t \ge 2),\qquad
         x_t \sim p(x_t \mid d_x(\zeta'_t, \xi^x_{t-1})),
+
+    with ``p(z_1)`` learned (:class:`~pyro_dssm.nn.InitialGaussian`; the papers give no
+    notation for it; ``initial="transition"`` draws ``z_1`` from the transition instead),
 
     where the latent context is ``zeta_{t-1} = z_{t-1}`` or, with the
     ``transition`` flag, the RNN state ``h^z_{t-1} = d_{h^z}(z_{t-1}, h^z_{t-2})``
@@ -219,8 +233,11 @@ class DSSM(PyroModule):
             # h^x_t = d_{h^x}(x_t, h^x_{t-1}), run over the whole batch at once
             self.x_rnn = nn.GRU(c.x_dim, c.h_dim, batch_first=True)
             self.h_x0 = nn.Parameter(torch.zeros(c.h_dim))
-        if not spec.transition:
-            self.z_0 = nn.Parameter(torch.zeros(c.z_dim))
+        if c.initial == "learned":
+            # p(z_1): its own location and scale
+            self.initial = InitialGaussian(c.z_dim, 1.0, c.min_scale)
+        elif not spec.transition:
+            self.z_0 = nn.Parameter(torch.zeros(c.z_dim))  # z_1 ~ p(z_1 | z_0), the transition's
         self.register_buffer("x_0", torch.zeros(c.x_dim), persistent=False)
         object.__setattr__(self, "_shared", SharedStates())
         # --- p(z_t | ...) ----------------------------------------------------
@@ -385,7 +402,9 @@ class DSSM(PyroModule):
                       else h_x0.unsqueeze(0).unsqueeze(0))
             h_x = hx_seq[:, 0]
         h_z = self.latent_rnn_init() if spec.has_z_rnn else None
-        z_prev = None if spec.transition else self.z_0
+        learned_initial = self.config.initial == "learned"
+        initial = self.initial if learned_initial else None
+        z_prev = None if (spec.transition or learned_initial) else self.z_0
         # Everything that depends on x alone, for all observed steps before the loop (hoisted_steps):
         # the x-parts of the first layers of p(z_t | .) and p(x_t | .), over h^x_{t-1} or x_{t-1}.
         c = self.config
@@ -407,12 +426,14 @@ class DSSM(PyroModule):
         with pyro.plate("sequences", B, dim=-1):
             for t in pyro.markov(range(1, T + 1)):
                 m_t = masks[t - 1] if (masks is not None and t <= T_obs) else None
-                # p(z_t | zeta_{t-1}, xi^z_{t-1})
-                zc = h_z if spec.transition else z_prev
-                xc = None
-                if spec.base.feedforward:
-                    xc = h_x if (spec.feedforward and not joint) else x_prev
-                loc, scale = trans_step(t - 1, zc, xc)
+                if t == 1 and initial is not None:  # p(z_1)
+                    loc, scale = initial()
+                else:  # p(z_t | zeta_{t-1}, xi^z_{t-1})
+                    zc = h_z if spec.transition else z_prev
+                    xc = None
+                    if spec.base.feedforward:
+                        xc = h_x if (spec.feedforward and not joint) else x_prev
+                    loc, scale = trans_step(t - 1, zc, xc)
                 z_dist = dist.Normal(loc, scale).to_event(1)
                 with poutine.scale(scale=annealing_factor):
                     z_t = pyro.sample(site_name("z", t), z_dist if m_t is None else z_dist.mask(m_t))

@@ -34,6 +34,7 @@ __all__ = [
     "reverse_padded",
     "GaussianHead",
     "GatedTransition",
+    "InitialGaussian",
     "LinearGaussianHead",
     "EmissionHead",
     "EMISSIONS",
@@ -242,6 +243,26 @@ def data_moments(x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Tuple[
     var = (torch.where(seen, (x - mean) ** 2, torch.zeros(()).to(x))).sum((0, 1)) / n.clamp_min(1)
     std = torch.where(n > 0, var.sqrt(), torch.ones_like(var))
     return n, mean, std
+
+
+class InitialGaussian(nn.Module):
+    r"""The initial distribution ``p(z_1) = N(mu_1, diag(sigma_1^2))``, a learned location and scale.
+
+    ``sigma_1 = softplus(rho_1) + min_scale``; it starts at ``N(0, I)``. The first latent
+    state has its own spread, independent of the transition's: data whose initial
+    state is broader (or narrower) than its process noise is then in the model class,
+    as in ``GaussianHMM``'s ``initial_dist`` and dynamax's initial distribution.
+    Call it with no arguments; returns ``(loc, scale)``, each ``(z_dim,)``.
+    """
+
+    def __init__(self, z_dim: int, init_scale: float = 1.0, min_scale: float = 1e-3):
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(z_dim))
+        self.raw_scale = nn.Parameter(inverse_softplus(torch.full((z_dim,), float(init_scale) - min_scale)))
+        self.min_scale = min_scale
+
+    def forward(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.loc, _softplus_scale(self.raw_scale, self.min_scale)
 
 
 class GaussianHead(nn.Module):

@@ -715,17 +715,38 @@ _BEFORE_FIELD = {"bucket_by_length": False}
 
 
 def load_run_config(run_dir) -> TrainConfig:
-    """The config a run was trained with: ``RUN_DIR/config.yaml``, or the one its last checkpoint keeps."""
+    """The config a run was trained with: ``RUN_DIR/config.yaml``, or the one its last checkpoint keeps.
+
+    A run saved before a default changed gets the setting it was trained with: random
+    batches (before length bucketing), and ``z_1`` from the transition (``initial: transition``)
+    when its checkpoints have no learned initial distribution.
+    """
     run_dir = Path(run_dir)
     path = run_dir / "config.yaml"
-    if path.is_file():
-        return TrainConfig.from_dict({**_BEFORE_FIELD, **load_config(path)}, where=str(path))
     last = run_dir / "checkpoints" / "last.ckpt"
-    if last.is_file():
-        saved = check_checkpoint(last).get("pyro_dssm_config")
-        if isinstance(saved, dict):
-            return TrainConfig.from_dict({**_BEFORE_FIELD, **saved}, where=str(last))
-    raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.yaml")
+    if path.is_file():
+        cfg = TrainConfig.from_dict({**_BEFORE_FIELD, **load_config(path)}, where=str(path))
+    elif last.is_file() and isinstance(check_checkpoint(last).get("pyro_dssm_config"), dict):
+        cfg = TrainConfig.from_dict({**_BEFORE_FIELD, **check_checkpoint(last)["pyro_dssm_config"]}, where=str(last))
+    else:
+        raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.yaml")
+    return _with_initial_of_checkpoints(cfg, run_dir)
+
+
+def _with_initial_of_checkpoints(cfg: TrainConfig, run_dir: Path) -> TrainConfig:
+    """``initial: transition`` for a DSSM run whose checkpoints predate the learned ``p(z_1)``."""
+    if cfg.model == "ls4" or "initial" in cfg.model_options:
+        return cfg
+    for name in ("last.ckpt", "best.ckpt"):
+        path = run_dir / "checkpoints" / name
+        try:
+            keys = check_checkpoint(path)["state_dict"].keys()
+        except (FileNotFoundError, ValueError):  # missing or corrupt: the other one, or the caller, decides
+            continue
+        if not any(k.startswith("model.initial.") for k in keys):
+            return cfg.replace(model_options={**cfg.model_options, "initial": "transition"})
+        break
+    return cfg
 
 
 def _last_for_resume(run_dir) -> Path:
@@ -908,12 +929,10 @@ def load_run(run_dir, checkpoint: str = "best", jit: bool = False):
     Returns:
         ``(cfg, corpus, model, guide)`` with the model and guide in eval mode.
     """
-    from ..config import load_config
-
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.yaml")
-    cfg = TrainConfig.from_dict(load_config(run_dir / "config.yaml")).replace(jit=jit, out=str(run_dir))
+    cfg = load_run_config(run_dir).replace(jit=jit, out=str(run_dir))
     path = Path(checkpoint) if checkpoint not in ("best", "last") else run_dir / "checkpoints" / f"{checkpoint}.ckpt"
     if checkpoint == "best" and not path.is_file():
         path = run_dir / "checkpoints" / "last.ckpt"
