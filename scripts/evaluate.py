@@ -39,7 +39,10 @@ from pyro_dssm.utils import atomic_write_text
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", help="a directory written by scripts/train.py")
+    p.add_argument("run_dir", help="a directory written by scripts/train.py, or a pretrained model's name "
+                   "(pyro_dssm.list_pretrained())")
+    p.add_argument("--out", default=None, help="where to write the results (default: the run directory; "
+                   "runs/pretrained-NAME for a pretrained model)")
     p.add_argument("--checkpoint", default="best", help="best | last | path to a .ckpt (default best)")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--particles", type=int, default=10, help="particles averaged in the ELBO")
@@ -71,6 +74,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from pyro_dssm.training import evaluate_split, open_run
+    from pyro_dssm.training.engine import run_output_dir
 
     run = open_run(args.run_dir, args.checkpoint)
     if run is None:
@@ -86,7 +90,8 @@ def main(argv=None) -> int:
     per = res.pop("per_sequence")
     res.update(model=cfg.model, guide=cfg.guide, iaf=cfg.iaf, data=corpus.name, split=args.split,
                checkpoint=args.checkpoint, seconds=time.time() - t0)
-    run = Path(args.run_dir)
+    run = run_output_dir(args.run_dir, args.out)
+    run.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run / f"eval_{args.split}.json", json.dumps(res, indent=2))
     ids = (corpus.ids or {}).get(args.split) or [str(i) for i in range(len(seqs))]
     buf = io.StringIO()

@@ -25,7 +25,10 @@ import torch
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="a directory written by scripts/train.py, or a pretrained model's name "
+                   "(pyro_dssm.list_pretrained())")
+    p.add_argument("--out", default=None, help="where to write samples/ (default: the run directory; "
+                   "runs/pretrained-NAME for a pretrained model)")
     p.add_argument("--checkpoint", default="best", help="best | last | path to a .ckpt")
     p.add_argument("--num", type=int, default=4, help="sequences of each kind")
     p.add_argument("--steps", type=int, default=64, help="new steps per sequence")
@@ -49,6 +52,7 @@ def plot_rolls(groups, path):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from pyro_dssm.training import open_run
+    from pyro_dssm.training.engine import run_output_dir
 
     run = open_run(args.run_dir, args.checkpoint)
     if run is None:
@@ -58,7 +62,7 @@ def main(argv=None) -> int:
     from pyro_dssm.data import roll_to_midi
 
     pyro.set_rng_seed(args.seed)
-    out = Path(args.run_dir) / "samples"
+    out = run_output_dir(args.run_dir, args.out) / "samples"
     out.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         prior, _ = model.generate(args.steps, batch_size=args.num)

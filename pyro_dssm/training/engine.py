@@ -974,15 +974,31 @@ _HISTORY_COLUMNS = {"train": "train/loss", "val": VAL_METRIC, "val_recon": VAL_R
 
 def open_run(run_dir, checkpoint: str = "best"):
     """:func:`load_run` for command-line scripts: on a bad run directory or checkpoint it prints
-    ``error: ...`` to stderr and returns ``None`` (the script then exits with status 2)."""
+    ``error: ...`` to stderr and returns ``None`` (the script then exits with status 2).
+
+    ``run_dir`` may also name a pretrained model (:func:`pyro_dssm.list_pretrained`) when no
+    such directory exists; ``checkpoint`` does not apply to it.
+    """
     import sys
 
+    from ..pretrained import list_pretrained, load_pretrained_run
+
     try:
+        if not Path(run_dir).exists() and str(run_dir) in list_pretrained():
+            return load_pretrained_run(str(run_dir))
         return load_run(run_dir, checkpoint)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return None
 
 
-__all__ += ["open_run", "training_history", "check_checkpoint", "load_weights", "make_trainer", "resolve_emission",
+def run_output_dir(run_dir, out=None) -> Path:
+    """Where a script writes its outputs: ``out``, else the run directory, else (a pretrained
+    model's name) ``runs/pretrained-NAME``."""
+    if out is not None:
+        return Path(out)
+    return Path(run_dir) if Path(run_dir).is_dir() else Path("runs") / f"pretrained-{run_dir}"
+
+
+__all__ += ["open_run", "run_output_dir", "training_history", "check_checkpoint", "load_weights", "make_trainer", "resolve_emission",
             "load_run_config", "resume_run", "RunCSVLogger", "append_csv_row", "quiet_lightning"]

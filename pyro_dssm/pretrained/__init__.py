@@ -1,0 +1,170 @@
+"""Pretrained models shipped with the package, each with a model card.
+
+A pretrained model is two files in this folder: ``NAME.pt`` (the run's resolved
+config and the model's and guide's weights, read with ``torch.load(weights_only=True)``)
+and ``NAME.json``, its card: data and split, config, epochs, wall time, test scores,
+and the command that retrains it. ::
+
+    import pyro_dssm
+    pyro_dssm.list_pretrained()                       # ['arssm-full-bach', ...]
+    model, guide = pyro_dssm.load_pretrained("arssm-full-bach")
+    x, z = model.generate(32, batch_size=4)           # or evaluate, or go on with SVI
+    pyro_dssm.pretrained_card("arssm-full-bach")["test"]
+
+``scripts/evaluate.py`` and ``scripts/sample.py`` take a pretrained name wherever they
+take a run directory. :func:`export_pretrained` turns a finished run into such a pair.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import torch
+
+__all__ = ["PRETRAINED_DIR", "list_pretrained", "pretrained_card", "load_pretrained", "load_pretrained_run",
+           "export_pretrained", "retrain_command"]
+
+#: Where the shipped weights and cards live.
+PRETRAINED_DIR = Path(__file__).resolve().parent
+
+
+def _root(root: Optional[Union[str, Path]]) -> Path:
+    return Path(root) if root is not None else PRETRAINED_DIR
+
+
+def list_pretrained(root: Optional[Union[str, Path]] = None) -> List[str]:
+    """Names of the pretrained models (those with both ``NAME.pt`` and ``NAME.json``), sorted."""
+    d = _root(root)
+    return sorted(p.stem for p in d.glob("*.pt") if (d / f"{p.stem}.json").is_file())
+
+
+def _paths(name: str, root) -> Tuple[Path, Path]:
+    if not isinstance(name, str) or name not in list_pretrained(root):
+        raise ValueError(f"unknown pretrained model {name!r}; available: {list_pretrained(root) or 'none'}")
+    d = _root(root)
+    return d / f"{name}.pt", d / f"{name}.json"
+
+
+def pretrained_card(name: str, root: Optional[Union[str, Path]] = None) -> Dict[str, Any]:
+    """The model card of ``name`` as a dict (see the module docstring)."""
+    return json.loads(_paths(name, root)[1].read_text())
+
+
+def _load(name: str, root):
+    from ..config import TrainConfig
+    from ..training.engine import build_model_and_guide
+
+    path, _ = _paths(name, root)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a damaged file raises many kinds
+        raise ValueError(f"pretrained weights {path} are corrupt ({type(e).__name__}: {e})") from e
+    cfg = TrainConfig.from_dict(blob["config"])
+    model, guide = build_model_and_guide(cfg, int(blob["x_dim"]), blob["emission"])
+    model.load_state_dict(blob["model"])
+    guide.load_state_dict(blob["guide"])
+    model.eval(), guide.eval()
+    return cfg, model, guide
+
+
+def load_pretrained(name: str, root: Optional[Union[str, Path]] = None):
+    """``(model, guide)`` of a pretrained model, in eval mode, ready for ``generate``, evaluation or more SVI.
+
+    Both are the package's own ``PyroModule``s with module-local parameters: pass them to
+    ``pyro.infer.SVI`` (call ``.train()`` first to train on), or use ``model.generate``.
+    """
+    _, model, guide = _load(name, root)
+    return model, guide
+
+
+def load_pretrained_run(name: str, root: Optional[Union[str, Path]] = None):
+    """``(cfg, corpus, model, guide)`` like :func:`~pyro_dssm.training.load_run`: the card's data rebuilt too."""
+    from ..training.engine import build_corpus
+
+    cfg, model, guide = _load(name, root)
+    return cfg, build_corpus(cfg), model, guide
+
+
+_FLAG_SKIP = {"out", "progress", "emission", "accelerator", "devices", "num_nodes", "strategy", "num_workers"}
+
+
+def retrain_command(cfg) -> str:
+    """``python scripts/train.py ...`` with every field of ``cfg`` that differs from the defaults."""
+    from ..config import TrainConfig
+
+    default = TrainConfig()
+    parts = ["python scripts/train.py"]
+    for f in dataclasses.fields(TrainConfig):
+        v = getattr(cfg, f.name)
+        if f.name in _FLAG_SKIP or v == getattr(default, f.name):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "model_options":
+            parts += [f"--model-option {k}={val}" for k, val in sorted(v.items())]
+        elif isinstance(v, bool):
+            parts.append(flag if v else "--no-" + f.name.replace("_", "-"))
+        else:
+            parts.append(f"{flag} {v}")
+    if not any(p.startswith("--model ") for p in parts):
+        parts.insert(1, f"--model {cfg.model}")
+    if not any(p.startswith("--guide ") for p in parts):
+        parts.insert(2, f"--guide {cfg.guide}")
+    return " ".join(parts)
+
+
+def export_pretrained(run_dir: Union[str, Path], name: str, *, dest: Optional[Union[str, Path]] = None,
+                      checkpoint: str = "best", notes: str = "") -> Tuple[Path, Path]:
+    """Turn a finished run into ``NAME.pt`` and ``NAME.json`` in ``dest`` (default: the shipped folder).
+
+    The card's test scores are evaluated afresh from the exported weights (test split, the
+    run's ``eval_particles`` and seed, IWAE with K = 100 for sequence data), so that
+    :func:`load_pretrained` reproduces them exactly. Returns the two paths.
+    """
+    import pyro
+
+    from ..training.engine import evaluate_split, load_run, training_history
+    from ..utils import atomic_write_bytes, atomic_write_text
+
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"a pretrained name is a plain file stem, got {name!r}")
+    run_dir = Path(run_dir)
+    cfg, corpus, model, guide = load_run(run_dir, checkpoint)
+    cfg_dict = {**cfg.to_dict(), "out": None, "progress": False, "jit": False}
+    import io
+
+    buf = io.BytesIO()
+    torch.save({"config": cfg_dict, "x_dim": corpus.x_dim, "emission": cfg.emission,
+                "model": model.state_dict(), "guide": guide.state_dict()}, buf)
+    dest = _root(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    weights, card_path = dest / f"{name}.pt", dest / f"{name}.json"
+    atomic_write_bytes(weights, buf.getvalue())
+    iwae = 0 if corpus.kind == "speech" else 100
+    test = evaluate_split(model, guide, corpus.splits["test"], batch_size=cfg.batch_size,
+                          elbo_particles=cfg.eval_particles, iwae_particles=iwae, seed=cfg.seed)
+    test.pop("per_sequence")
+    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    history = training_history(run_dir)
+    card = {
+        "name": name, "model": cfg.model, "guide": cfg.guide, "iaf": cfg.iaf,
+        "data": {"name": corpus.name, "kind": corpus.kind, "x_dim": corpus.x_dim, "emission": cfg.emission,
+                 "split": {s: len(corpus.splits[s]) for s in corpus.splits}, "steps": {
+                     s: int(sum(len(q) for q in corpus.splits[s])) for s in corpus.splits}},
+        "config": cfg_dict,
+        "parameters": {"model": sum(p.numel() for p in model.parameters()),
+                       "guide": sum(p.numel() for p in guide.parameters())},
+        "epochs": metrics.get("epochs_run", len(history.get("epoch", []))),
+        "checkpoint": checkpoint if (run_dir / "checkpoints" / f"{checkpoint}.ckpt").is_file() else "last",
+        "best_val_nelbo_per_step": metrics.get("best_val_nelbo_per_step"),
+        "train_seconds": metrics.get("train_seconds"),
+        "test": test,
+        "command": retrain_command(cfg),
+        "evaluated_with": {"torch": torch.__version__, "pyro": pyro.__version__, "python": platform.python_version()},
+        "notes": notes,
+    }
+    atomic_write_text(card_path, json.dumps(card, indent=2) + "\n")
+    return weights, card_path

@@ -1,0 +1,105 @@
+"""Pretrained models: export a run, load it back, reproduce its card; the shipped ones reproduce theirs."""
+
+import json
+
+import pytest
+import torch
+
+import pyro_dssm
+from pyro_dssm.pretrained import (export_pretrained, list_pretrained, load_pretrained, load_pretrained_run,
+                                  pretrained_card, retrain_command)
+from pyro_dssm.training.engine import evaluate_split
+
+from conftest import TINY_RUN
+from conftest import run_script as script
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, short_rolls):
+    """A 2-epoch run on the user's .npz, exported as a pretrained model into a folder of its own."""
+    base = tmp_path_factory.mktemp("pretrained")
+    run = base / "run"
+    r = script("train.py", "--data", short_rolls, "--epochs", "2", "--out", run, "--model", "srnn", "--guide", "full",
+               *TINY_RUN, "--seed", "3")
+    assert r.returncode == 0, r.stderr[-3000:]
+    weights, card = export_pretrained(run, "tiny-srnn", dest=base / "zoo")
+    return run, base / "zoo", weights, card
+
+
+def _reproduce(cfg, corpus, model, guide, iwae):
+    return evaluate_split(model, guide, corpus.splits["test"], batch_size=cfg.batch_size,
+                          elbo_particles=cfg.eval_particles, iwae_particles=iwae, seed=cfg.seed)
+
+
+def test_an_exported_run_loads_and_reproduces_its_card(exported):
+    run, zoo, weights, card_path = exported
+    assert list_pretrained(zoo) == ["tiny-srnn"]
+    card = pretrained_card("tiny-srnn", zoo)
+    assert card["model"] == "srnn" and card["guide"] == "full" and card["epochs"] == 2
+    assert card["command"].startswith("python scripts/train.py --model srnn --guide full") and "--seed 3" in card["command"]
+    assert card["data"]["split"]["test"] == len(load_pretrained_run("tiny-srnn", zoo)[1].splits["test"])
+    cfg, corpus, model, guide = load_pretrained_run("tiny-srnn", zoo)
+    got = _reproduce(cfg, corpus, model, guide, card["test"]["iwae_particles"])
+    assert got["nelbo_per_step"] == pytest.approx(card["test"]["nelbo_per_step"], abs=1e-6)
+    assert got["nll_per_step"] == pytest.approx(card["test"]["nll_per_step"], abs=1e-6)
+    # the same weights as the run's best checkpoint
+    best = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, best["model." + k]), k
+    # ready for more training in the user's own Pyro code: gradients reach every parameter
+    m, g = load_pretrained("tiny-srnn", zoo)
+    m.train(), g.train()
+    x = torch.as_tensor(corpus.splits["train"][0]).unsqueeze(0)
+    loss = pyro_dssm.infer.LeanTraceMeanField_ELBO().differentiable_loss(m, g, x)
+    loss.backward()
+    assert all(p.grad is not None for p in m.parameters())
+
+
+def test_scripts_take_a_pretrained_name(exported, tmp_path, monkeypatch):
+    _, zoo, _, _ = exported
+    monkeypatch.setattr("pyro_dssm.pretrained.PRETRAINED_DIR", zoo)
+    import importlib.util
+
+    from conftest import ROOT
+
+    for name in ("evaluate", "sample"):
+        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        argv = ["tiny-srnn", "--out", str(tmp_path / name)] + (["--iwae", "3"] if name == "evaluate" else
+                                                                ["--steps", "3", "--prefix-steps", "2"])
+        assert mod.main(argv) == 0
+    res = json.loads((tmp_path / "evaluate" / "eval_test.json").read_text())
+    assert res["model"] == "srnn" and res["nelbo_per_step"] > 0
+    assert (tmp_path / "sample" / "samples" / "prior.npy").is_file()
+
+
+def test_unknown_or_damaged_pretrained_models_are_named(exported, tmp_path):
+    _, zoo, _, _ = exported
+    with pytest.raises(ValueError, match=r"unknown pretrained model 'nope'; available: \['tiny-srnn'\]"):
+        load_pretrained("nope", zoo)
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_pretrained("bad", tmp_path)
+    with pytest.raises(ValueError, match="plain file stem"):
+        export_pretrained(tmp_path, "../x", dest=tmp_path)
+
+
+def test_retrain_command_names_only_what_differs_from_the_defaults():
+    from pyro_dssm.config import TrainConfig
+
+    cfg = TrainConfig(model="vrnn", guide="partial", epochs=300, patience=20, init_output=False,
+                      model_options={"transition_net": "mlp"})
+    cmd = retrain_command(cfg)
+    assert cmd == ("python scripts/train.py --model vrnn --guide partial --no-init-output "
+                   "--model-option transition_net=mlp --epochs 300 --patience 20")
+
+
+@pytest.mark.parametrize("name", list_pretrained())
+def test_shipped_weights_reproduce_their_card(name):
+    card = pretrained_card(name)
+    cfg, corpus, model, guide = load_pretrained_run(name)
+    got = _reproduce(cfg, corpus, model, guide, card["test"].get("iwae_particles", 0))
+    assert got["nelbo_per_step"] == pytest.approx(card["test"]["nelbo_per_step"], abs=1e-4)
+    assert got["steps"] == card["test"]["steps"] and got["sequences"] == card["test"]["sequences"]
