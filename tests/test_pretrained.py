@@ -98,8 +98,22 @@ def test_retrain_command_names_only_what_differs_from_the_defaults():
 
 @pytest.mark.parametrize("name", list_pretrained())
 def test_shipped_weights_reproduce_their_card(name):
+    """The card's test negative ELBO within Monte-Carlo error (no IWAE here: it costs most of the time;
+    the exact reproduction, IWAE included, is the test above and the slow one below)."""
+    card = pretrained_card(name)
+    cfg, corpus, model, guide = load_pretrained_run(name)
+    got = _reproduce(cfg, corpus, model, guide, 0)
+    assert got["nelbo_per_step"] == pytest.approx(card["test"]["nelbo_per_step"], abs=0.02)
+    assert got["steps"] == card["test"]["steps"] and got["sequences"] == card["test"]["sequences"]
+    untrained = 11.0  # independent keys score 11.15 per step: every shipped model is well below
+    assert got["nelbo_per_step"] < untrained
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_pretrained())
+def test_shipped_weights_reproduce_their_card_exactly(name):
     card = pretrained_card(name)
     cfg, corpus, model, guide = load_pretrained_run(name)
     got = _reproduce(cfg, corpus, model, guide, card["test"].get("iwae_particles", 0))
-    assert got["nelbo_per_step"] == pytest.approx(card["test"]["nelbo_per_step"], abs=1e-4)
-    assert got["steps"] == card["test"]["steps"] and got["sequences"] == card["test"]["sequences"]
+    assert got["nelbo_per_step"] == pytest.approx(card["test"]["nelbo_per_step"], abs=1e-6)
+    assert got.get("nll_per_step") == pytest.approx(card["test"].get("nll_per_step"), abs=1e-6)
