@@ -414,10 +414,11 @@ class SequenceDataModule(L.LightningDataModule):
             return self.trainer.global_rank, self.trainer.world_size
         return 0, 1
 
-    def _loader(self, dataset, sampler, batch_size, collate=None):
+    def _loader(self, dataset, sampler=None, batch_size=1, collate=None, batch_sampler=None):
         # a private generator: iterating a loader must not draw from the global RNG (exact resume)
-        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler,
-                                           collate_fn=collate or self.collate,
+        batching = ({"batch_sampler": batch_sampler} if batch_sampler is not None
+                    else {"batch_size": batch_size, "sampler": sampler})
+        return torch.utils.data.DataLoader(dataset, **batching, collate_fn=collate or self.collate,
                                            num_workers=self.num_workers, generator=torch.Generator(),
                                            persistent_workers=self.num_workers > 0)
 
@@ -427,9 +428,7 @@ class SequenceDataModule(L.LightningDataModule):
         if self.bucket_by_length:
             batches = LengthBucketBatchSampler(self.corpus.lengths("train"), self.batch_size, seed=self.seed,
                                                rank=rank, world=world)
-            return torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=self.collate,
-                                               num_workers=self.num_workers, generator=torch.Generator(),
-                                               persistent_workers=self.num_workers > 0)
+            return self._loader(dataset, batch_sampler=batches)
         sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank,
                                                       shuffle=True, seed=self.seed)
         return self._loader(dataset, sampler, self.batch_size)
