@@ -52,24 +52,11 @@ def _parse_set(items: List[str]) -> Dict[str, Any]:
     return out
 
 
-def key_frequencies(train):
-    """``(D,)`` smoothed frequencies of the training keys, as the output initialisation uses them."""
-    import numpy as np
-    import torch
-
-    from pyro_dssm.nn.layers import smoothed_frequency
-
-    x = torch.as_tensor(np.concatenate(train), dtype=torch.float64)
-    return smoothed_frequency(x.unsqueeze(0)).numpy()
-
-
 def independent_keys_nll(train, test) -> float:
-    """Test NLL per step of independent Bernoulli keys at the training frequencies (smoothed like the init)."""
-    import numpy as np
+    """Test NLL per step of independent Bernoulli keys at the training frequencies (:mod:`pyro_dssm.baselines`)."""
+    from pyro_dssm.baselines import independent_keys_nll as nll
 
-    p = key_frequencies(train)
-    y = np.concatenate(test)
-    return float(-(y * np.log(p) + (1 - y) * np.log1p(-p)).sum() / len(y))
+    return nll(train, test)
 
 
 def train_latent(job: Dict[str, Any]) -> Dict[str, Any]:
@@ -102,55 +89,23 @@ def train_latent(job: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def train_gru(job: Dict[str, Any]) -> Dict[str, Any]:
-    """A GRU language model of the given width on the same data; the exact test NLL per step each epoch."""
-    import numpy as np
+    """The GRU language model of :mod:`pyro_dssm.baselines` at the given width, for the given epochs
+    (no early stopping); the exact test NLL per step each epoch."""
     import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
 
-    from pyro_dssm.data import load_bach_chorales, pad_sequences
+    from pyro_dssm.baselines import fit_gru_language_model
+    from pyro_dssm.data import load_bach_chorales
 
     torch.set_num_threads(1)
     c = job["config"]
-    torch.manual_seed(c["seed"])
     corpus = load_bach_chorales()
-    x_tr, m_tr = pad_sequences(corpus.splits["train"])
-    x_te, m_te = pad_sequences(corpus.splits["test"])
-    D, H = x_tr.shape[-1], c["h_dim"]
-
-    class GRULM(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.rnn = nn.GRU(D, H, batch_first=True)
-            self.out = nn.Linear(H, D)
-
-        def nll(self, x, mask):  # summed over valid steps
-            inp = torch.cat([x.new_zeros(x.shape[0], 1, D), x[:, :-1]], 1)
-            logits = self.out(self.rnn(inp)[0])
-            bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
-            return (bce * mask).sum()
-
-    net = GRULM()
-    if c.get("init_output", True):
-        p = key_frequencies(corpus.splits["train"])
-        with torch.no_grad():
-            net.out.bias.copy_(torch.as_tensor(np.log(p) - np.log1p(-p), dtype=torch.float32))
-    opt = torch.optim.Adam(net.parameters(), lr=c["lr"])
-    g = torch.Generator().manual_seed(c["seed"])
-    curve, t0 = [], time.time()
-    for _ in range(c["epochs"]):
-        for idx in torch.randperm(len(x_tr), generator=g).split(c["batch_size"]):
-            xb, mb = x_tr[idx], m_tr[idx]
-            T = int(mb.sum(-1).max())
-            loss = net.nll(xb[:, :T], mb[:, :T].float()) / mb.sum()
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), c["clip_norm"])
-            opt.step()
-        with torch.no_grad():
-            curve.append(float(net.nll(x_te, m_te.float()) / m_te.sum()))
-    return {"kind": "gru", "model": f"gru{H}", "guide": "-", "seed": c["seed"], "curve": curve, "final": curve[-1],
-            "untrained": None, "seconds": time.time() - t0}
+    curve = []
+    res = fit_gru_language_model(corpus, width=c["h_dim"], lr=c["lr"], batch_size=c["batch_size"],
+                                 clip_norm=c["clip_norm"], epochs=c["epochs"], patience=0,
+                                 init_output=c.get("init_output", True), seed=c["seed"],
+                                 on_epoch=lambda e, net: curve.append(net.nll_per_step(corpus.splits["test"])))
+    return {"kind": "gru", "model": f"gru{c['h_dim']}", "guide": "-", "seed": c["seed"], "curve": curve,
+            "final": curve[-1], "untrained": None, "seconds": res["train_seconds"]}
 
 
 def _run(job):

@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional, Union
 from .fields import coerce_fields
 
 __all__ = ["TrainConfig", "load_config", "save_config", "add_config_arguments", "resolve_config", "given_fields",
-           "config_for_resume", "RESUME_SAFE_FIELDS"]
+           "config_for_resume", "RESUME_SAFE_FIELDS", "data_label"]
 
 # What a resume may change: how long and where it trains and what it shows, never what it trains on or how.
 RESUME_SAFE_FIELDS = frozenset({"epochs", "patience", "accelerator", "devices", "num_nodes", "strategy", "progress",
@@ -139,8 +139,7 @@ class TrainConfig:
     def run_dir(self) -> Path:
         if self.out:
             return Path(self.out)
-        data = Path(self.data).stem if os.sep in self.data or "." in self.data else self.data
-        return Path("runs") / f"{self.model}-{self.guide}-{data}"
+        return Path("runs") / f"{self.model}-{self.guide}-{data_label(self.data)}"
 
     def annealing_factor(self, epoch: int) -> float:
         """KL annealing: the scale on the latent sites, rising linearly from ``min_annealing`` to 1."""
@@ -161,6 +160,12 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return self.from_dict({**self.to_dict(), **changes})
+
+
+def data_label(data: str) -> str:
+    """A short name of a ``--data`` value for a folder name: a corpus name, or a file or folder's stem."""
+    data = str(data)
+    return Path(data).stem if os.sep in data or "." in data else data
 
 
 def load_config(path: Union[str, os.PathLike]) -> Dict[str, Any]:

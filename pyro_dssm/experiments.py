@@ -24,6 +24,10 @@ Example file::
       cpu: {epochs: 20, batch_size: 20, lr: 0.003}   # per_config: {STEM: {...}} for some configs only
     out: runs/experiments/music-bach
 
+``baselines: [independent_keys, gru]`` (music) adds reference rows: 88 independent keys, and a GRU
+language model of the run configs' width trained with the profile's recipe to its best validation
+NLL (:mod:`pyro_dssm.baselines`), one per seed.
+
 ``kind: oracle`` experiments train no run configs: they call
 :func:`pyro_dssm.oracle.oracle_experiment` with the file's ``oracle`` settings.
 """
@@ -45,10 +49,13 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 __all__ = ["KINDS", "Experiment", "RunPlan", "load_experiment", "plan_runs", "execute", "collect", "aggregate",
-           "render_table", "render_times", "machine_info", "mean_std", "REPO_ROOT"]
+           "render_table", "render_times", "machine_info", "mean_std", "REPO_ROOT", "BASELINES", "run_baselines",
+           "baseline_settings"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("music", "speech", "generation", "oracle")
+#: reference rows of the music table (:mod:`pyro_dssm.baselines`)
+BASELINES = ("independent_keys", "gru")
 
 
 @dataclass
@@ -64,6 +71,7 @@ class Experiment:
     profiles: Dict[str, Dict[str, Any]] = field(default_factory=lambda: {"paper": {}})
     description: str = ""
     oracle: Dict[str, Any] = field(default_factory=dict)
+    baselines: List[str] = field(default_factory=list)
     path: Optional[str] = None
 
     def __post_init__(self):
@@ -80,6 +88,11 @@ class Experiment:
                                  f"got {e!r}")
         if not self.profiles:
             raise ValueError(f"{self.path or self.name}: needs at least one profile")
+        unknown = sorted(set(self.baselines) - set(BASELINES))
+        if unknown:
+            raise ValueError(f"{self.path or self.name}: unknown baseline(s) {unknown}; known: {list(BASELINES)}")
+        if self.baselines and self.kind != "music":
+            raise ValueError(f"{self.path or self.name}: baselines are rows of the music table (kind: music)")
 
     def profile(self, name: str, config: Optional[str] = None) -> Dict[str, Any]:
         """The overrides of profile ``name``; with ``config`` (a file stem), merged with its ``per_config`` entry.
@@ -318,11 +331,76 @@ def collect(plans: Sequence[RunPlan]) -> List[Dict[str, Any]]:
                 summ = _read_json(p.run_dir / f"resynthesis-{latents}{suffix}" / "summary.json")
                 if summ:
                     rec[f"resynthesis_{latents}_{split}"] = {k: v["mean"] for k, v in summ["metrics"].items()}
+        samples = _read_json(p.run_dir / "samples_test.json")
+        if samples:
+            rec["samples_test"] = samples["samples"]
+            rec["real_test"] = samples["real"]
+        best = _best_epoch_kl(p.run_dir)
+        if best is not None:
+            rec["val_kl_per_step"] = best
         gen = _read_json(p.run_dir / "generation" / "generation.json")
         if gen:
             scores = gen.get("scores", {})
             rec["generation"] = {k: scores[k] for k in ("marginal", "classification", "prediction") if k in scores}
         records.append(rec)
+    return records
+
+
+def _best_epoch_kl(run_dir: Path) -> Optional[float]:
+    """The validation KL per step (nats) at the run's best validation epoch, if it logged one."""
+    from .training import training_history
+
+    try:
+        h = training_history(run_dir)
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+    pairs = [(v, k) for v, k in zip(h["val"], h["val_kl"]) if math.isfinite(v) and math.isfinite(k)]
+    return min(pairs)[1] if pairs else None
+
+
+def baseline_settings(exp: Experiment, profile: str, root: Union[str, os.PathLike] = REPO_ROOT) -> Dict[str, Any]:
+    """The recipe of the GRU baseline: the first run config's data, width (``h_dim``) and optimiser,
+    with the profile's overrides (the latent models' recipe)."""
+    from .config import TrainConfig, load_config
+
+    cfg = TrainConfig.from_dict({**load_config(exp.config_files(root)[0]), **exp.profile(profile)})
+    return {"data": cfg.data, "width": cfg.h_dim, "lr": cfg.lr, "batch_size": cfg.batch_size,
+            "clip_norm": cfg.clip_norm, "epochs": cfg.epochs, "patience": cfg.patience,
+            "init_output": cfg.init_output}
+
+
+def run_baselines(exp: Experiment, profile: str, *, seeds: Optional[Sequence[int]] = None, train: bool = True,
+                  root: Union[str, os.PathLike] = REPO_ROOT, log: Callable[[str], None] = print
+                  ) -> List[Dict[str, Any]]:
+    """The experiment's baseline rows: one record per (baseline, seed), each kept in
+    ``OUT/PROFILE/baselines/NAME-seedS.json`` so that it is computed once (``train=False``: only read)."""
+    from .baselines import fit_gru_language_model, independent_keys_nll
+    from .config import TrainConfig
+    from .training.engine import build_corpus
+    from .utils import atomic_write_text
+
+    if not exp.baselines:
+        return []
+    settings = baseline_settings(exp, profile, root)
+    out = exp.out_dir(profile, root) / "baselines"
+    corpus, records = None, []
+    for name in exp.baselines:
+        for seed in ([0] if name == "independent_keys" else (seeds if seeds is not None else exp.seeds)):
+            path = out / f"{name}-seed{seed}.json"
+            rec = _read_json(path)
+            if rec is None and train:
+                corpus = corpus or build_corpus(TrainConfig(data=settings["data"]))
+                log(f"[base ] {name}/seed{seed}")
+                if name == "independent_keys":
+                    rec = {"test_nll_per_step": independent_keys_nll(corpus.splits["train"], corpus.splits["test"])}
+                else:
+                    rec = fit_gru_language_model(corpus, seed=seed, **{k: v for k, v in settings.items()
+                                                                       if k != "data"})
+                rec.update(baseline=name, seed=seed, settings=settings)
+                out.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(path, json.dumps(rec, indent=2))
+            if rec is not None:
+                records.append(rec)
     return records
 
 
@@ -409,7 +487,7 @@ def _cell(cells, model, guide, iaf):
     return None
 
 
-def _music_table(cells) -> str:
+def _music_table(cells, baselines: Sequence[Dict[str, Any]] = ()) -> str:
     lines = ["| model | PA: −ELBO/step | PA: NLL/step (IWAE) | FA: −ELBO/step | FA: NLL/step (IWAE) "
              "| paper JSB (PA / FA, −ELBO) | seeds | epochs |",
              "|---|---|---|---|---|---|---|---|"]
@@ -426,6 +504,34 @@ def _music_table(cells) -> str:
         name = NAMES.get(model, model) + (f" + {iaf} IAF" if iaf else "")
         lines.append(f"| {name} | " + " | ".join(entries) + f" | {ptxt} | {'/'.join(map(str, sorted(seeds)))} "
                      f"| {' / '.join(epochs)} |")
+    for name, label in (("independent_keys", "independent keys (exact NLL)"), ("gru", "GRU language model")):
+        recs = [b for b in baselines if b["baseline"] == name]
+        if not recs:
+            continue
+        if name == "gru":
+            label += f", width {recs[0]['width']} (exact NLL)"
+        nll = _fmt(mean_std([b["test_nll_per_step"] for b in recs]))
+        epochs = _epochs(mean_std([b.get("epochs_run") for b in recs])) if name == "gru" else "–"
+        lines.append(f"| {label} | – | {nll} | – | {nll} | – | {len(recs)} | {epochs} |")
+    return "\n".join(lines)
+
+
+def _sample_table(cells) -> str:
+    """Prior samples' polyphony and held notes (against the data), and how much the posterior carries."""
+    real = next((c["real_test.held_share"] for c in cells.values() if c["real_test.held_share"]["n"]), None)
+    real_npf = next((c["real_test.notes_per_frame"] for c in cells.values()
+                     if c["real_test.notes_per_frame"]["n"]), None)
+    if real is None:
+        return ""
+    lines = [f"| model | held-note share PA / FA (data {real['mean']:.3f}) | notes per frame PA / FA "
+             f"(data {real_npf['mean']:.2f}) | validation KL per step PA / FA (nats) |", "|---|---|---|---|"]
+    for model, iaf in _row_keys(cells):
+        cols = []
+        for key, d in (("samples_test.held_share", 3), ("samples_test.notes_per_frame", 2), ("val_kl_per_step", 2)):
+            pair = [_cell(cells, model, g, iaf) for g in ("partial", "full")]
+            cols.append(" / ".join(_fmt(c and c[key], d) for c in pair))
+        name = NAMES.get(model, model) + (f" + {iaf} IAF" if iaf else "")
+        lines.append(f"| {name} | " + " | ".join(cols) + " |")
     return "\n".join(lines)
 
 
@@ -467,21 +573,27 @@ def _generation_table(cells_by_data: Dict[str, Dict[str, Dict[str, Any]]]) -> st
 
 
 FIELDS = {
-    "music": ("eval_test.nelbo_per_step", "eval_test.nll_per_step", "test_nelbo_per_step"),
+    "music": ("eval_test.nelbo_per_step", "eval_test.nll_per_step", "test_nelbo_per_step", "samples_test.held_share",
+              "samples_test.notes_per_frame", "real_test.held_share", "real_test.notes_per_frame", "val_kl_per_step"),
     "speech": tuple(f"resynthesis_sample_{s}.{m}" for s in ("train", "test") for m in ("si_sdr", "pesq_wb", "estoi")),
     "generation": ("generation.marginal", "generation.classification", "generation.prediction"),
 }
 
 
-def render_table(kind: str, records: Sequence[Dict[str, Any]]) -> str:
-    """The markdown table of an experiment's finished runs (mean ± std over seeds)."""
+def render_table(kind: str, records: Sequence[Dict[str, Any]], baselines: Sequence[Dict[str, Any]] = ()) -> str:
+    """The markdown table of an experiment's finished runs (mean ± std over seeds); for music with the
+    baseline rows of :func:`run_baselines` and, when evaluated, a second table of prior samples."""
     if kind == "generation":
         by_data: Dict[str, List[Dict[str, Any]]] = {}
         for r in records:
             by_data.setdefault(r["data"], []).append(r)
         return _generation_table({d: aggregate(rs, FIELDS[kind]) for d, rs in by_data.items()})
     cells = aggregate(records, FIELDS[kind])
-    return _music_table(cells) if kind == "music" else _speech_table(cells)
+    if kind != "music":
+        return _speech_table(cells)
+    samples = _sample_table(cells)
+    return _music_table(cells, baselines) + (f"\n\nPrior samples (as many as test chorales, of their lengths) "
+                                             f"and posterior use:\n\n{samples}" if samples else "")
 
 
 def render_times(records: Sequence[Dict[str, Any]]) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 import pyro
 import torch
 
-__all__ = ["evaluate_generation", "plot_generation", "histogram_steps"]
+__all__ = ["evaluate_generation", "plot_generation", "histogram_steps", "music_sample_stats"]
 
 
 def histogram_steps(L: int, count: int = 4) -> np.ndarray:
@@ -74,3 +74,41 @@ def evaluate_generation(model, corpus, out_dir, *, split: str = "test", num_samp
         log(f"generation ({n} samples of length {real.shape[1]}): marginal {scores['marginal']:.4f} (lower is better), "
             f"classification {scores['classification']:.4f} (higher), prediction {scores['prediction']:.4f} (lower)")
     return report
+
+
+def music_sample_stats(model, corpus, *, split: str = "test", num_samples: Optional[int] = None, seed: int = 0,
+                       batch_size: int = 50) -> Dict[str, Any]:
+    """Polyphony and held notes (:func:`pyro_dssm.metrics.piano_roll_stats`) of prior samples and of the data.
+
+    As many sequences as ``corpus.splits[split]`` holds (or ``num_samples``, cycling through
+    its lengths) are drawn from ``model``'s prior, each as long as a sequence of the split,
+    so that samples and data have the same length distribution.
+
+    Returns:
+        ``{"split", "seed", "samples": {...}, "real": {...}}``, each entry ``piano_roll_stats``'s.
+    """
+    from .metrics import piano_roll_stats
+
+    if getattr(model.config, "emission", None) != "bernoulli":
+        raise ValueError("held-note and polyphony statistics are for binary piano rolls (a Bernoulli emission)")
+    seqs = corpus.splits[split]
+    if not seqs:
+        raise ValueError(f"the {split} split is empty")
+    lengths = [len(s) for s in seqs]
+    n = num_samples or len(lengths)
+    if n < 1:
+        raise ValueError(f"num_samples must be >= 1, got {n}")
+    want = sorted(lengths[i % len(lengths)] for i in range(n))
+    pyro.set_rng_seed(seed)
+    was = model.training
+    model.eval()
+    rolls = []
+    try:
+        with torch.no_grad():
+            for b in range(0, n, batch_size):
+                part = want[b:b + batch_size]
+                x, _ = model.generate(max(part), batch_size=len(part))
+                rolls += [x[i, :L].cpu().numpy() for i, L in enumerate(part)]
+    finally:
+        model.train(was)
+    return {"split": split, "seed": seed, "samples": piano_roll_stats(rolls), "real": piano_roll_stats(seqs)}

@@ -9,6 +9,8 @@ Examples::
     python scripts/evaluate.py runs/arssm-full-speech --latents mean   # posterior means instead
     python scripts/evaluate.py runs/ls4/flame --generation             # LS4 Table 1 scores and Fig. 1
     python scripts/evaluate.py runs/ls4/ushcn --forecast interpolation extrapolation   # LS4 Table 2
+    python scripts/evaluate.py arssm-full-bach --sample-stats          # a pretrained model: + prior samples' polyphony
+    python scripts/evaluate.py arssm-full-bach --data jsb --split all  # another corpus of the same dimension
 
 Writes ``RUN_DIR/eval_SPLIT.json`` (totals) and ``RUN_DIR/eval_SPLIT.csv`` (one row
 per sequence: length, ELBO, K-particle IWAE bound, both per step). The IWAE
@@ -22,6 +24,16 @@ every utterance of the split is also resynthesised in teacher-forcing mode (see
 ``RUN_DIR/resynthesis-LATENTS-train/`` (``--split train``: whole training files): ``utterances.csv``
 (per-utterance SI-SDR, PESQ-WB, ESTOI), ``summary.json`` (mean, median, 95%
 interval), ``wav/`` (resynthesised speech) and ``mel_spectrograms.png``.
+
+``--sample-stats`` (binary piano rolls) draws as many prior samples as the split holds,
+with the split's lengths, and writes ``RUN_DIR/samples_SPLIT.json``: notes per frame and
+the share of held notes of the samples and of the data (``pyro_dssm.metrics.piano_roll_stats``).
+
+``--data PATH_OR_NAME`` evaluates on another corpus (any ``--data`` of ``scripts/train.py``:
+a corpus name, a MIDI or audio folder, an array file), read with the run's own
+pre-processing (frames per quarter, STFT); its dimension must match the model's. The
+outputs then go to ``RUN_DIR/on-DATA/`` unless ``--out`` says otherwise. ``--split all``
+evaluates every sequence of the corpus.
 """
 
 from __future__ import annotations
@@ -44,7 +56,14 @@ def parse_args(argv=None):
     p.add_argument("--out", default=None, help="where to write the results (default: the run directory; "
                    "runs/pretrained-NAME for a pretrained model)")
     p.add_argument("--checkpoint", default="best", help="best | last | path to a .ckpt (default best)")
-    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--split", default="test", choices=["train", "valid", "test", "all"],
+                   help="the split evaluated (all: every sequence of the corpus)")
+    p.add_argument("--data", default=None, metavar="PATH_OR_NAME",
+                   help="evaluate on this corpus instead of the run's (same dimension; the run's pre-processing)")
+    p.add_argument("--no-elbo", dest="elbo", action="store_false",
+                   help="skip the ELBO / IWAE pass (only the other analyses asked for)")
+    p.add_argument("--sample-stats", action="store_true",
+                   help="binary rolls: notes per frame and held-note share of prior samples vs the data")
     p.add_argument("--particles", type=int, default=10, help="particles averaged in the ELBO")
     p.add_argument("--iwae", type=int, default=None,
                    help="K of the importance-weighted bound (0: skip; default 100, 0 for speech)")
@@ -71,27 +90,16 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    from pyro_dssm.training import evaluate_split, open_run
-    from pyro_dssm.training.engine import run_output_dir
+def _elbo_pass(args, cfg, corpus, model, guide, seqs, run: Path) -> None:
+    """Table II's scores of ``seqs``: ``eval_SPLIT.json`` (totals) and ``eval_SPLIT.csv`` (per sequence)."""
+    from pyro_dssm.training import evaluate_split
 
-    run = open_run(args.run_dir, args.checkpoint)
-    if run is None:
-        return 2
-    cfg, corpus, model, guide = run
-    is_speech = corpus.kind == "speech"
-    if args.iwae is None:
-        args.iwae = 0 if is_speech else 100
     t0 = time.time()
-    seqs = corpus.splits[args.split]
     res = evaluate_split(model, guide, seqs, batch_size=args.batch_size, elbo_particles=args.particles,
                          iwae_particles=args.iwae, seed=args.seed)
     per = res.pop("per_sequence")
     res.update(model=cfg.model, guide=cfg.guide, iaf=cfg.iaf, data=corpus.name, split=args.split,
                checkpoint=args.checkpoint, seconds=time.time() - t0)
-    run = run_output_dir(args.run_dir, args.out)
-    run.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run / f"eval_{args.split}.json", json.dumps(res, indent=2))
     ids = (corpus.ids or {}).get(args.split) or [str(i) for i in range(len(seqs))]
     buf = io.StringIO()
@@ -109,7 +117,52 @@ def main(argv=None) -> int:
         msg += f", NLL per step <= {res['nll_per_step']:.4f} (IWAE, K={args.iwae})"
     print(msg)
     print(f"wrote {run / f'eval_{args.split}.json'} and {run / f'eval_{args.split}.csv'}")
-    if is_speech and args.split != "valid":
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from pyro_dssm.training import open_run
+    from pyro_dssm.training.engine import data_label, evaluation_corpus, run_output_dir
+
+    run = open_run(args.run_dir, args.checkpoint)
+    if run is None:
+        return 2
+    cfg, corpus, model, guide = run
+    run = run_output_dir(args.run_dir, args.out)
+    if args.data is not None:
+        try:
+            corpus = evaluation_corpus(cfg, args.data, model)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if args.out is None:
+            run = run / f"on-{data_label(args.data)}"
+    if args.split == "all":
+        corpus = corpus.merged("all")
+    is_speech = corpus.kind == "speech"
+    if args.iwae is None:
+        args.iwae = 0 if is_speech else 100
+    seqs = corpus.splits[args.split]
+    if not seqs:
+        print(f"error: the {args.split} split of {corpus.name} is empty", file=sys.stderr)
+        return 2
+    run.mkdir(parents=True, exist_ok=True)
+    if args.elbo:
+        _elbo_pass(args, cfg, corpus, model, guide, seqs, run)
+    if args.sample_stats:
+        from pyro_dssm.generation import music_sample_stats
+
+        try:
+            stats = music_sample_stats(model, corpus, split=args.split, seed=args.seed, batch_size=args.batch_size)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        stats.update(model=cfg.model, guide=cfg.guide, iaf=cfg.iaf, data=corpus.name, checkpoint=args.checkpoint)
+        atomic_write_text(run / f"samples_{args.split}.json", json.dumps(stats, indent=2))
+        s, d = stats["samples"], stats["real"]
+        print(f"prior samples: {s['notes_per_frame']:.2f} notes per frame, held-note share {s['held_share']:.3f} "
+              f"(data: {d['notes_per_frame']:.2f}, {d['held_share']:.3f}); wrote {run / f'samples_{args.split}.json'}")
+    if is_speech and args.split not in ("valid", "all"):
         from pyro_dssm.resynthesis import evaluate_resynthesis
 
         out = run / (f"resynthesis-{args.latents}" + ("" if args.split == "test" else f"-{args.split}"))

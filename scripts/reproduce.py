@@ -50,18 +50,19 @@ def main(argv=None) -> int:
             t0 = time.time()
             records = oracle_experiment(**{**exp.oracle, **exp.profile(args.profile)},
                                         seeds=args.seeds if args.seeds is not None else exp.seeds)
-            status, table = {}, oracle_table(records)
+            status, table, baselines = {}, oracle_table(records), []
             seconds = time.time() - t0
         else:
             plans = ex.plan_runs(exp, args.profile, seeds=args.seeds, only=args.only)
             status = {} if args.table_only else ex.execute(plans, jobs=args.jobs, log_dir=out / "logs")
             records = ex.collect(plans)
-            table = ex.render_table(exp.kind, records) + "\n\nWall time:\n\n" + ex.render_times(records)
+            baselines = ex.run_baselines(exp, args.profile, seeds=args.seeds, train=not args.table_only)
+            table = ex.render_table(exp.kind, records, baselines) + "\n\nWall time:\n\n" + ex.render_times(records)
             seconds = sum(r.get("train_seconds") or 0.0 for r in records)
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    result = {"experiment": exp.name, "kind": exp.kind, "profile": args.profile,
+    result = {"experiment": exp.name, "kind": exp.kind, "profile": args.profile, "baselines": baselines,
               "overrides": exp.profiles[args.profile] or {},
               "machine": ex.machine_info(), "seconds": seconds, "runs": records}
     out.mkdir(parents=True, exist_ok=True)

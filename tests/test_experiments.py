@@ -93,6 +93,8 @@ def _write(path, text):
     ("name: x\nkind: music\nout: o\n", "needs run configs"),
     ("name: x\nkind: music\nout: o\nconfigs: [a]\nevaluate: [[--iwae]]\n", "evaluate entry"),
     ("name: x\nkind: music\nout: o\nconfigs: [a]\nprofiles: {}\n", "at least one profile"),
+    ("name: x\nkind: music\nout: o\nconfigs: [a]\nbaselines: [lstm]\n", "unknown baseline"),
+    ("name: x\nkind: speech\nout: o\nconfigs: [a]\nbaselines: [gru]\n", "rows of the music table"),
     ("[1, 2]\n", "mapping"),
     ("name: [unclosed\n", "not valid YAML"),
 ])
@@ -185,6 +187,52 @@ def test_music_table_from_records():
     assert arssm.startswith("| ArSSM | 9.50 | 8.50 | 8.50 ± 0.71 | 7.50 ± 0.71 | 7.46 / 7.17 |")
     assert "| SRNN + 3 IAF | – | – | 7.25 | 6.50 | – |" in table
     assert lines.index(arssm) < lines.index(next(line for line in lines if "SRNN + 3 IAF" in line))
+
+
+def test_music_table_baseline_rows_and_sample_quality_table():
+    recs = [_record("arssm", "full", s, 7.5 + s / 10, 7.3) for s in (0, 1)]
+    for s, rec in enumerate(recs):
+        rec["samples_test"] = {"held_share": 0.30 + s / 100, "notes_per_frame": 3.0}
+        rec["real_test"] = {"held_share": 0.353, "notes_per_frame": 3.75}
+        rec["val_kl_per_step"] = 1.5
+    base = [{"baseline": "independent_keys", "seed": 0, "test_nll_per_step": 11.1487},
+            {"baseline": "gru", "seed": 0, "width": 128, "epochs_run": 40, "test_nll_per_step": 8.5},
+            {"baseline": "gru", "seed": 1, "width": 128, "epochs_run": 50, "test_nll_per_step": 8.7}]
+    table = ex.render_table("music", recs, base)
+    assert "| independent keys (exact NLL) | – | 11.15 | – | 11.15 | – | 1 | – |" in table
+    assert "| GRU language model, width 128 (exact NLL) | – | 8.60 ± 0.14 | – | 8.60 ± 0.14 | – | 2 | 45 |" in table
+    assert "held-note share PA / FA (data 0.353)" in table and "(data 3.75)" in table
+    assert "| ArSSM | – / 0.305 ± 0.007 | – / 3.00 ± 0.00 | – / 1.50 ± 0.00 |" in table
+    # without sample statistics there is no second table
+    assert "held-note" not in ex.render_table("music", [_record("arssm", "full", 0, 8.0, 7.0)])
+
+
+def test_baselines_are_trained_once_with_the_profiles_recipe_and_read_back(tmp_path, monkeypatch):
+    import pyro_dssm.baselines as bl
+
+    _write(tmp_path / "arssm-full.yaml", "model: arssm\nguide: full\ndata: bach\nh_dim: 12\nlr: 0.01\n")
+    exp = ex.load_experiment(_write(tmp_path / "e.yaml", f"name: x\nkind: music\nout: {tmp_path}/o\n"
+                                                         f"configs: [{tmp_path}/arssm-full.yaml]\nseeds: [0, 1]\n"
+                                                         "baselines: [independent_keys, gru]\n"
+                                                         "profiles: {paper: {}, quick: {epochs: 2, batch_size: 7}}\n"))
+    calls = []
+
+    def fake_fit(corpus, **kw):
+        calls.append(kw)
+        return {"width": kw["width"], "seed": kw["seed"], "epochs_run": kw["epochs"], "test_nll_per_step": 9.0}
+
+    monkeypatch.setattr(bl, "fit_gru_language_model", fake_fit)
+    assert ex.run_baselines(exp, "quick", train=False, log=lambda m: None) == []  # nothing computed yet
+    recs = ex.run_baselines(exp, "quick", log=lambda m: None)
+    assert [(r["baseline"], r["seed"]) for r in recs] == [("independent_keys", 0), ("gru", 0), ("gru", 1)]
+    assert recs[0]["test_nll_per_step"] == pytest.approx(11.15, abs=0.005)
+    # the GRU takes the run config's width and optimiser with the profile's overrides
+    assert [(c["width"], c["lr"], c["batch_size"], c["epochs"], c["seed"]) for c in calls] == \
+        [(12, 0.01, 7, 2, 0), (12, 0.01, 7, 2, 1)]
+    again = ex.run_baselines(exp, "quick", log=lambda m: None)
+    assert len(calls) == 2 and again == recs  # kept in OUT/PROFILE/baselines/, not recomputed
+    assert sorted(p.name for p in (tmp_path / "o" / "quick" / "baselines").iterdir()) == \
+        ["gru-seed0.json", "gru-seed1.json", "independent_keys-seed0.json"]
 
 
 def test_speech_and_generation_tables_from_records():
@@ -364,7 +412,14 @@ def test_collect_reads_what_the_evaluations_write(tmp_path):
                                                                       "estoi": {"mean": v / 10}}}))
     (run / "generation" / "generation.json").write_text(json.dumps(
         {"split": "test", "scores": {"marginal": 0.1, "classification": 0.2, "prediction": 0.3}}))
+    (run / "samples_test.json").write_text(json.dumps({"samples": {"held_share": 0.3, "notes_per_frame": 3.1},
+                                                       "real": {"held_share": 0.35, "notes_per_frame": 3.7}}))
+    (run / "logs").mkdir()
+    (run / "logs" / "metrics.csv").write_text("epoch,step,train/loss,val/nelbo_per_step,val/kl_per_step\n"
+                                              "0,5,9.0,8.0,0.5\n1,10,8.0,7.5,1.25\n2,15,7.0,7.7,2.0\n")
     (rec,) = ex.collect([done, unfinished])  # the unfinished run is left out
+    assert rec["samples_test"]["held_share"] == 0.3 and rec["real_test"]["notes_per_frame"] == 3.7
+    assert rec["val_kl_per_step"] == 1.25  # at the best validation epoch
     assert (rec["seed"], rec["model"], rec["data"], rec["epochs_run"], rec["train_seconds"]) == \
         (0, "vrnn", "asterisk", 8, 60.0)
     assert rec["eval_test"]["nll_per_step"] == 2.9 and rec["eval_test"]["seconds"] == 6.0

@@ -98,6 +98,16 @@ class Corpus:
             out.ids = {s: list(v)[:n] for s, v in self.ids.items()}
         return out
 
+    def merged(self, split: str = "all") -> "Corpus":
+        """A copy with one more split, ``split``, holding every sequence (train, then valid, then test)."""
+        import copy
+
+        out = copy.copy(self)
+        out.splits = {**self.splits, split: [x for s in SPLITS for x in self.splits[s]]}
+        if self.ids is not None:
+            out.ids = {**self.ids, split: [i for s in SPLITS for i in self.ids.get(s, [])]}
+        return out
+
     def __repr__(self) -> str:
         sizes = ", ".join(f"{s}={len(self.splits[s])}" for s in SPLITS)
         return f"Corpus({self.name!r}, x_dim={self.x_dim}, {sizes})"

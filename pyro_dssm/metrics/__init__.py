@@ -3,10 +3,11 @@ Never import models."""
 
 from .audio import SI_SDR_MAX_DB, MetricUndefined, estoi, pesq_wb, si_sdr
 from .generation import classification_score, prediction_score
+from .music import piano_roll_stats
 from .stats import summarize
 from .timeseries import crps_from_samples, crps_gaussian, crps_gaussian_mixture, marginal_score, masked_mse
 
 __all__ = ["si_sdr", "pesq_wb", "estoi", "MetricUndefined", "SI_SDR_MAX_DB", "summarize", "crps_from_samples",
            "crps_gaussian", "crps_gaussian_mixture",
            "marginal_score",
-           "masked_mse", "classification_score", "prediction_score"]
+           "masked_mse", "classification_score", "prediction_score", "piano_roll_stats"]

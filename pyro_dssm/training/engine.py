@@ -46,7 +46,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from pyro.infer import JitTraceMeanField_ELBO, TraceMeanField_ELBO
 
-from ..config import TrainConfig, config_for_resume, load_config, save_config
+from ..config import TrainConfig, config_for_resume, data_label, load_config, save_config
 from ..data.batching import LengthBucketBatchSampler, length_sorted_batches
 from ..data.corpus import SPLITS, Corpus, PadCollate, SequenceDataset, length_buckets, load_arrays
 from ..infer import LeanTraceMeanField_ELBO
@@ -999,5 +999,25 @@ def run_output_dir(run_dir, out=None) -> Path:
     return Path(run_dir) if Path(run_dir).is_dir() else Path("runs") / f"pretrained-{run_dir}"
 
 
-__all__ += ["open_run", "run_output_dir", "training_history", "check_checkpoint", "load_weights", "make_trainer", "resolve_emission",
+def evaluation_corpus(cfg: TrainConfig, data: str, model) -> Corpus:
+    """Another corpus for a trained model: ``data`` (any ``--data``: a corpus name, a folder, a file)
+    read with the run's own pre-processing (frames per quarter, STFT, normalisation).
+
+    Raises:
+        ValueError: its dimension differs from the model's, or it is not binary for a Bernoulli model.
+        FileNotFoundError: it names no corpus, file or folder.
+    """
+    corpus = build_corpus(cfg.replace(data=str(data), max_sequences=None, max_files=None))
+    x_dim = model.config.x_dim
+    if corpus.x_dim != x_dim:
+        raise ValueError(f"data {str(data)!r} has {corpus.x_dim} features per step, but the model was trained on "
+                         f"{x_dim} ({cfg.data}); evaluate it on data of the same dimension (for music: 88 piano keys, "
+                         f"for speech: the run's STFT with {cfg.stft_n_fft // 2 + 1} bins)")
+    if model.config.emission == "bernoulli" and not corpus.is_binary():
+        raise ValueError(f"data {str(data)!r} has values other than 0/1, but the model's emission is Bernoulli "
+                         "(binary piano rolls)")
+    return corpus
+
+
+__all__ += ["open_run", "run_output_dir", "evaluation_corpus", "data_label", "training_history", "check_checkpoint", "load_weights", "make_trainer", "resolve_emission",
             "load_run_config", "resume_run", "RunCSVLogger", "append_csv_row", "quiet_lightning"]
