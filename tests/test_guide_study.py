@@ -1,0 +1,99 @@
+"""Guides against a known teacher (issue 20, item 3): the guide alone is fitted, the teacher stays frozen,
+and the log p(x) estimate is checked against the Kalman filter's exact answer."""
+
+import json
+
+import pytest
+import torch
+
+from pyro_dssm.data import pad_sequences
+from pyro_dssm.guide_study import (fit_guide_to_teacher, guide_study, guide_study_table, importance_log_weights,
+                                   teacher_corpus)
+from pyro_dssm.guides import create_guide
+from pyro_dssm.infer import kalman_log_likelihood
+from pyro_dssm.oracle import linear_gaussian_dssm
+
+from conftest import run_script as script
+
+
+@pytest.fixture(scope="module")
+def lgssm_study():
+    """A linear-Gaussian teacher, its samples, and a study of two guides (about 30 s)."""
+    model = linear_gaussian_dssm(2, 3)
+    corpus = teacher_corpus(model, sizes={"train": 64, "valid": 16, "test": 16}, length=12, seed=0)
+    before = [p.detach().clone() for p in model.parameters()]
+    res = guide_study(model, corpus, guides=("partial", "full"), iafs=(0,), ks=(10, 300), rnn_dim=16, hidden_dim=16,
+                      epochs=40, patience=5, lr=1e-2, batch_size=16, log=lambda s: None)
+    return model, corpus, before, res
+
+
+def test_the_log_likelihood_estimate_matches_the_kalman_filter(lgssm_study):
+    model, corpus, _, res = lgssm_study
+    x, mask = pad_sequences(corpus.splits["test"])
+    exact = float(kalman_log_likelihood(model, x).sum() / mask.sum())
+    assert res["steps"] == int(mask.sum()) == 16 * 12
+    assert res["log_p_per_step"] == pytest.approx(exact, abs=0.02)
+    # the K-sample bounds rise towards it; every guide's ELBO lies below it, by its own gap
+    assert res["log_p_by_k"]["10"] < res["log_p_by_k"]["300"] + 1e-9
+    for row in res["rows"]:
+        assert row["gap_per_step"] > 0 and -row["nelbo_per_step"] < exact
+        assert row["gap_per_step"] == pytest.approx(res["log_p_per_step"] + row["nelbo_per_step"], abs=1e-9)
+        assert row["fit"]["best_epoch"] >= 5  # the guide learnt: later epochs were better than the first
+
+
+def test_the_teacher_stays_frozen_and_the_table_is_sorted_by_gap(lgssm_study):
+    model, _, before, res = lgssm_study
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    table = guide_study_table(res)
+    gaps = [float(line.split("|")[4]) for line in table.splitlines() if line.startswith("| partial") or
+            line.startswith("| full")]
+    assert len(gaps) == 2 and gaps == sorted(gaps)
+    assert "−log p(x) per step ≈" in table
+
+
+def test_fitting_moves_the_guide_only_and_keeps_its_best_epoch():
+    model = linear_gaussian_dssm(2, 3)
+    corpus = teacher_corpus(model, sizes={"train": 16, "valid": 8, "test": 4}, length=6, seed=1)
+    guide = create_guide("full", model, rnn_dim=8, hidden_dim=8)
+    x, m = pad_sequences(corpus.splits["train"][:1])
+    guide(x, m)
+    start = [p.detach().clone() for p in guide.parameters()]
+    fit = fit_guide_to_teacher(model, guide, corpus, epochs=4, patience=0, lr=1e-2, batch_size=8)
+    assert fit["epochs_run"] == 4 and 1 <= fit["best_epoch"] <= 4
+    assert any(not torch.equal(a, b) for a, b in zip(start, guide.parameters()))
+    assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_importance_weights_in_chunks_are_the_same_draws_as_in_one_go():
+    model = linear_gaussian_dssm(2, 3)
+    corpus = teacher_corpus(model, sizes={"train": 2, "valid": 2, "test": 5}, length=4, seed=2)
+    guide = create_guide("partial", model, rnn_dim=8, hidden_dim=8)
+    seqs = corpus.splits["test"]
+    x, mask = pad_sequences(seqs)
+    torch.manual_seed(0)
+    lw = importance_log_weights(model, guide, seqs, 30, chunk=7)
+    assert lw.shape == (30, 5) and torch.isfinite(lw).all()
+    # the spread of log-weights is the guide's, not a bookkeeping error: the same mean as a one-go draw
+    torch.manual_seed(1)
+    one = importance_log_weights(model, guide, seqs, 3000, chunk=3000)
+    torch.manual_seed(2)
+    many = importance_log_weights(model, guide, seqs, 3000, chunk=100)
+    assert torch.allclose(one.mean(0), many.mean(0), atol=4 * float(one.std(0).max()) / 3000 ** 0.5)
+
+
+@pytest.mark.parametrize("sizes, length", [({"train": 1, "valid": 1}, 4), ({"train": 1, "valid": 1, "test": 0}, 4),
+                                           ({"train": 1, "valid": 1, "test": 1}, 0)])
+def test_teacher_corpus_rejects_bad_sizes(sizes, length):
+    with pytest.raises(ValueError, match="teacher_corpus needs"):
+        teacher_corpus(linear_gaussian_dssm(2, 3), sizes=sizes, length=length)
+
+
+def test_the_script_runs_on_a_pretrained_teacher_and_names_bad_guides(tmp_path):
+    r = script("guide_study.py", "arssm-full-bach", "--guides", "B", "--iafs", "0", "--ks", "5", "--epochs", "1",
+               "--train", "6", "--valid", "3", "--test", "3", "--length", "8", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "guide_study.json").read_text())
+    assert [row["guide"] for row in res["rows"]] == ["B", "teacher's own"] and res["teacher_kl_per_step"] > 0
+    assert res["command"].startswith("python scripts/guide_study.py arssm-full-bach")
+    r = script("guide_study.py", "arssm-full-bach", "--guides", "D")
+    assert r.returncode == 2 and "unknown guide(s) ['D']" in r.stderr
