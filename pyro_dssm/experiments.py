@@ -331,6 +331,9 @@ def collect(plans: Sequence[RunPlan]) -> List[Dict[str, Any]]:
                 summ = _read_json(p.run_dir / f"resynthesis-{latents}{suffix}" / "summary.json")
                 if summ:
                     rec[f"resynthesis_{latents}_{split}"] = {k: v["mean"] for k, v in summ["metrics"].items()}
+                    rec[f"resynthesis_{latents}_{split}_ci"] = {
+                        k: [v["ci_low"], v["ci_high"]] for k, v in summ["metrics"].items()
+                        if v.get("ci_low") is not None and v.get("ci_high") is not None}
         samples = _read_json(p.run_dir / "samples_test.json")
         if samples:
             rec["samples_test"] = samples["samples"]
@@ -433,6 +436,9 @@ def aggregate(records: Sequence[Dict[str, Any]], fields: Sequence[str]) -> Dict[
         cell["_recs"].append(rec)
     for cell in cells.values():
         recs = cell.pop("_recs")
+        if len(recs) == 1:  # one run: keep its per-utterance 95% intervals (speech)
+            cell["_ci"] = {f"{split}.{k}": v for split in ("train", "test")
+                           for k, v in (recs[0].get(f"resynthesis_sample_{split}_ci") or {}).items()}
         for f in fields:
             cell[f] = mean_std([_get(r, f) for r in recs])
         cell["train_seconds"] = sum(r.get("train_seconds") or 0.0 for r in recs)
@@ -537,6 +543,7 @@ def _sample_table(cells) -> str:
 
 def _speech_table(cells) -> str:
     metrics = (("si_sdr", "SI-SDR (dB)", 2), ("pesq_wb", "PESQ-WB", 2), ("estoi", "ESTOI", 3))
+    # one seed: mean [95% interval over the utterances]; several: mean ± std over seeds
     lines = ["| model | split | " + " | ".join(f"{h} PA / FA" for _, h, _ in metrics)
              + " | paper test (PA / FA): SI-SDR, PESQ, ESTOI |",
              "|---|---|" + "---|" * len(metrics) + "---|"]
@@ -548,7 +555,11 @@ def _speech_table(cells) -> str:
                 pair = []
                 for guide in ("partial", "full"):
                     c = _cell(cells, model, guide, iaf)
-                    pair.append(_fmt(c and c.get(f"resynthesis_sample_{split}.{key}"), d))
+                    text = _fmt(c and c.get(f"resynthesis_sample_{split}.{key}"), d)
+                    ci = c and c.get("_ci", {}).get(f"{split}.{key}")
+                    if ci and c[f"resynthesis_sample_{split}.{key}"]["n"] == 1:  # one run: its interval over utterances
+                        text += f" [{ci[0]:.{d}f}, {ci[1]:.{d}f}]"
+                    pair.append(text)
                 entries.append(" / ".join(pair))
             paper = ""
             if split == "test":

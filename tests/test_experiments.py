@@ -242,6 +242,9 @@ def test_speech_and_generation_tables_from_records():
            "resynthesis_sample_train": {"si_sdr": 7.0, "pesq_wb": 1.6, "estoi": 0.8}}
     table = ex.render_table("speech", [rec])
     assert "| ArSSM | train | – / 7.00 | – / 1.60 | – / 0.800 | – |" in table
+    # one run with its intervals over the utterances: shown beside the mean
+    table_ci = ex.render_table("speech", [{**rec, "resynthesis_sample_test_ci": {"si_sdr": [5.5, 6.5]}}])
+    assert "| ArSSM | test | – / 6.00 [5.50, 6.50] | – / 1.50 |" in table_ci
     assert "| ArSSM | test | – / 6.00 | – / 1.50 | – / 0.750 | 5.42 / 5.132, 1.69 / 1.675, 0.785 / 0.795 |" in table
     gens = [{"config": c, "seed": s, "model": m, "guide": m, "iaf": 0, "data": "flame", "epochs_run": 3,
              "train_seconds": 1.0, "generation": {"marginal": v, "classification": 0.1, "prediction": 0.2}}
@@ -408,7 +411,8 @@ def test_collect_reads_what_the_evaluations_write(tmp_path):
                                                   "test_nelbo_per_step": 3.0}))
     (run / "eval_test.json").write_text(json.dumps({"nelbo_per_step": 3.1, "nll_per_step": 2.9, "seconds": 6.0}))
     for d, v in (("resynthesis-sample", 5.0), ("resynthesis-sample-train", 6.0)):
-        (run / d / "summary.json").write_text(json.dumps({"metrics": {"si_sdr": {"mean": v, "median": 0},
+        (run / d / "summary.json").write_text(json.dumps({"metrics": {"si_sdr": {"mean": v, "median": 0,
+                                                                                 "ci_low": v - 1, "ci_high": v + 1},
                                                                       "estoi": {"mean": v / 10}}}))
     (run / "generation" / "generation.json").write_text(json.dumps(
         {"split": "test", "scores": {"marginal": 0.1, "classification": 0.2, "prediction": 0.3}}))
@@ -424,6 +428,7 @@ def test_collect_reads_what_the_evaluations_write(tmp_path):
         (0, "vrnn", "asterisk", 8, 60.0)
     assert rec["eval_test"]["nll_per_step"] == 2.9 and rec["eval_test"]["seconds"] == 6.0
     assert rec["resynthesis_sample_test"] == {"si_sdr": 5.0, "estoi": 0.5}
+    assert rec["resynthesis_sample_test_ci"] == {"si_sdr": [4.0, 6.0]}
     assert rec["resynthesis_sample_train"] == {"si_sdr": 6.0, "estoi": 0.6}
     assert rec["generation"] == {"marginal": 0.1, "classification": 0.2, "prediction": 0.3}
     assert "| c | 1 | 8 | 1.0 | 0.1 |" in ex.render_times([rec])
