@@ -65,6 +65,9 @@ class TrainConfig:
     clip_norm: float = 10.0
     anneal_epochs: int = 5
     min_annealing: float = 0.2
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW) on every weight; 0: plain Adam
+    lr_decay: float = 1.0  # multiply the learning rate by this when validation has not improved for lr_patience
+    lr_patience: int = 5  # validation epochs without improvement before the learning rate decays (lr_decay < 1)
     free_bits: float = 0.0  # nats per latent step and sequence below which the KL costs a constant (0: the ELBO)
     patience: int = 0  # early stopping on the validation ELBO; 0 = off
     ema_decay: float = 0.0  # exponential moving average of the weights (LS4 App. D.1: 0.999); 0 = off
@@ -104,6 +107,12 @@ class TrainConfig:
                 raise ValueError(f"config field {name!r} must be a non-negative integer, got {v!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1] (1: no decay), got {self.lr_decay!r}")
+        if not isinstance(self.lr_patience, int) or isinstance(self.lr_patience, bool) or self.lr_patience < 0:
+            raise ValueError(f"config field 'lr_patience' must be a non-negative integer, got {self.lr_patience!r}")
         if not self.clip_norm > 0:
             raise ValueError(f"clip_norm must be > 0, got {self.clip_norm!r}")
         if not 0 <= self.ema_decay < 1:
@@ -235,6 +244,10 @@ _HELP = {
     "clip_norm": "clip the gradients' total norm to this (paper: 10)",
     "anneal_epochs": "epochs over which the KL factor rises to 1 (paper: 100; 0: no annealing)",
     "min_annealing": "initial KL annealing factor",
+    "weight_decay": "decoupled weight decay (AdamW) on every weight (0: plain Adam)",
+    "lr_decay": "multiply the learning rate by this after --lr-patience validations without improvement "
+                "(ReduceLROnPlateau on the validation ELBO; 1: constant)",
+    "lr_patience": "validations without improvement before the learning rate decays (with --lr-decay < 1)",
     "free_bits": "free bits (Kingma et al. 2016): each time step's KL, averaged over the batch, counts at least "
                  "this many nats in the training loss (0: the ELBO)",
     "patience": "early stopping after this many validations without improvement (0: off)",

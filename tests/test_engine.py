@@ -395,3 +395,47 @@ def test_ema_config_errors():
         TrainConfig(ema_decay=1.0)
     with pytest.raises(ValueError, match="--jit"):
         TrainConfig(ema_decay=0.9, jit=True)
+
+
+def _decay_run(tmp_path, rolls, out, epochs, resume=False, **extra):
+    from pyro_dssm.training import train
+
+    cfg = TrainConfig(model="srnn", guide="full", data=str(rolls), max_sequences=6, z_dim=2, h_dim=8, hidden_dim=8,
+                      guide_rnn_dim=8, batch_size=3, eval_particles=1, lr=0.05, lr_decay=0.5, lr_patience=0,
+                      epochs=epochs, progress=False, out=str(tmp_path / out), **extra)
+    train(cfg, log=lambda *a: None, resume=resume)
+    return torch.load(tmp_path / out / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+def test_the_learning_rate_halves_after_each_validation_without_improvement_and_resumes(tmp_path, short_rolls):
+    from pyro_dssm.training import training_history
+
+    ckpt = _decay_run(tmp_path, short_rolls, "a", epochs=6, weight_decay=0.01)
+    group = ckpt["optimizer_states"][0]["param_groups"][0]
+    assert group["weight_decay"] == 0.01
+    val = training_history(tmp_path / "a")["val"]
+    best, expected = float("inf"), 0.05
+    for v in val:  # ReduceLROnPlateau, patience 0: a relative improvement of 1e-4 or more resets it
+        if v < best * (1 - 1e-4):
+            best = v
+        else:
+            expected *= 0.5
+    assert expected < 0.05, f"the precondition: some epoch of this toy run did not improve ({val})"
+    assert group["lr"] == pytest.approx(expected)
+    # 3 epochs, then 3 more on resume: the same schedule as 6 straight
+    _decay_run(tmp_path, short_rolls, "b", epochs=3, weight_decay=0.01)
+    again = _decay_run(tmp_path, short_rolls, "b", epochs=6, resume=True, weight_decay=0.01)
+    assert again["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(expected)
+    assert again["lr_plateau"]["best"] == pytest.approx(ckpt["lr_plateau"]["best"]) and \
+        again["lr_plateau"]["num_bad_epochs"] == ckpt["lr_plateau"]["num_bad_epochs"]
+    for k, v in ckpt["state_dict"].items():  # and the same weights: the resume is exact
+        assert torch.equal(again["state_dict"][k], v), k
+
+
+@pytest.mark.parametrize("field, value, match", [("lr_decay", 0.0, "lr_decay must be in"),
+                                                 ("lr_decay", 1.5, "lr_decay must be in"),
+                                                 ("lr_patience", -1, "lr_patience"),
+                                                 ("weight_decay", -0.1, "weight_decay must be")])
+def test_schedule_config_errors(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**{field: value})

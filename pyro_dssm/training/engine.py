@@ -250,6 +250,8 @@ class DSSMTask(L.LightningModule):
         object.__setattr__(self, "elbo", elbo)
         self._val_sums: List[torch.Tensor] = []
         self._pending_rng: Optional[Dict[str, Any]] = None
+        self._plateau: Optional[torch.optim.lr_scheduler.ReduceLROnPlateau] = None  # --lr-decay < 1
+        self._pending_plateau: Optional[Dict[str, Any]] = None
         # wall-clock training seconds of earlier sessions of this run (restored on resume), and this one's start
         self.seconds_before, self._fit_start = 0.0, time.time()
 
@@ -300,9 +302,26 @@ class DSSMTask(L.LightningModule):
         # the two terms of eq. (9): a KL near 0 per step is a collapsed posterior
         self.log(VAL_RECON, total[1] / total[3], sync_dist=False)
         self.log(VAL_KL, total[2] / total[3], sync_dist=False)
+        if self._plateau is not None and not self.trainer.sanity_checking:
+            # stepped here, before the epoch's checkpoints are written (Lightning's own scheduler
+            # step comes after them, so a resumed run would miss one decay)
+            self._plateau.step(float(total[0] / total[3]))
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.cfg.lr)
+        """Adam (AdamW with ``weight_decay``); with ``lr_decay < 1`` the learning rate is multiplied by
+        ``lr_decay`` after ``lr_patience`` validation epochs without a better validation ELBO
+        (``ReduceLROnPlateau``, stepped after each validation; its state is kept in the checkpoints)."""
+        cfg = self.cfg
+        opt = (torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.weight_decay
+               else torch.optim.Adam(self.parameters(), lr=cfg.lr))
+        self._plateau = None
+        if cfg.lr_decay < 1:
+            self._plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.lr_decay,
+                                                                       patience=cfg.lr_patience)
+            if self._pending_plateau is not None:  # a resume: the optimiser's own lr is restored by Lightning
+                self._plateau.load_state_dict(self._pending_plateau)
+                self._pending_plateau = None
+        return opt
 
     # -- exact resume --------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
@@ -314,10 +333,13 @@ class DSSMTask(L.LightningModule):
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
         checkpoint["pyro_dssm_config"] = self.cfg.to_dict()
+        if self._plateau is not None:
+            checkpoint["lr_plateau"] = self._plateau.state_dict()
         checkpoint["train_seconds"] = self.train_seconds()
 
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
         self._pending_rng = checkpoint.get("rng_states")
+        self._pending_plateau = checkpoint.get("lr_plateau")
         self.seconds_before = float(checkpoint.get("train_seconds", 0.0))
 
     def on_fit_start(self) -> None:
