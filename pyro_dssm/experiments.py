@@ -50,7 +50,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 __all__ = ["KINDS", "Experiment", "RunPlan", "load_experiment", "plan_runs", "execute", "collect", "aggregate",
            "render_table", "render_times", "machine_info", "mean_std", "REPO_ROOT", "BASELINES", "run_baselines",
-           "baseline_settings"]
+           "baseline_settings", "compare", "music_claims", "render_claims"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("music", "speech", "generation", "oracle")
@@ -515,7 +515,7 @@ def _music_table(cells, baselines: Sequence[Dict[str, Any]] = ()) -> str:
         if not recs:
             continue
         if name == "gru":
-            label += f", width {recs[0]['width']} (exact NLL)"
+            label += (f", width {recs[0]['width']}" if recs[0].get("width") else "") + " (exact NLL)"
         nll = _fmt(mean_std([b["test_nll_per_step"] for b in recs]))
         epochs = _epochs(mean_std([b.get("epochs_run") for b in recs])) if name == "gru" else "–"
         lines.append(f"| {label} | – | {nll} | – | {nll} | – | {len(recs)} | {epochs} |")
@@ -603,8 +603,80 @@ def render_table(kind: str, records: Sequence[Dict[str, Any]], baselines: Sequen
     if kind != "music":
         return _speech_table(cells)
     samples = _sample_table(cells)
-    return _music_table(cells, baselines) + (f"\n\nPrior samples (as many as test chorales, of their lengths) "
-                                             f"and posterior use:\n\n{samples}" if samples else "")
+    claims = render_claims(music_claims(records, baselines))
+    return (_music_table(cells, baselines)
+            + (f"\n\nPrior samples (as many as test chorales, of their lengths) and posterior use:\n\n{samples}"
+               if samples else "")
+            + "\n\nThe papers' claims, judged over seeds (gap: the second's score minus the first's, test −ELBO per "
+              "step unless named; confirmed when the gap exceeds twice its standard error):\n\n" + claims)
+
+
+def compare(better: Sequence[float], worse: Sequence[float], *, margin: float = 2.0) -> Dict[str, Any]:
+    """Is ``mean(better) < mean(worse)`` (lower is better), beyond seed noise?
+
+    ``diff = mean(worse) - mean(better)`` and its standard error from the two samples' standard
+    deviations (a side with one seed borrows the other side's). The claim is ``confirmed`` when
+    ``diff > margin * se``, ``contradicted`` when ``diff < -margin * se``, else ``within noise``;
+    with one seed on both sides there is no noise estimate: ``one seed``.
+    """
+    a = [float(v) for v in better if v is not None and math.isfinite(float(v))]
+    b = [float(v) for v in worse if v is not None and math.isfinite(float(v))]
+    if not a or not b:
+        return {"verdict": "not run", "diff": float("nan"), "se": float("nan"), "n": (len(a), len(b))}
+    ma, mb = mean_std(a), mean_std(b)
+    diff = mb["mean"] - ma["mean"]
+    if len(a) < 2 and len(b) < 2:
+        return {"verdict": "one seed", "diff": diff, "se": float("nan"), "n": (1, 1)}
+    sa = ma["std"] if len(a) > 1 else mb["std"]
+    sb = mb["std"] if len(b) > 1 else ma["std"]
+    se = math.sqrt(sa ** 2 / len(a) + sb ** 2 / len(b))
+    verdict = ("confirmed" if diff > margin * se else "contradicted" if diff < -margin * se else "within noise")
+    return {"verdict": verdict, "diff": diff, "se": se, "n": (len(a), len(b))}
+
+
+def music_claims(records: Sequence[Dict[str, Any]], baselines: Sequence[Dict[str, Any]] = (),
+                 field: str = "eval_test.nelbo_per_step") -> List[Dict[str, Any]]:
+    """The papers' music claims, each judged by :func:`compare` over seeds (test ``field``, lower is better):
+    full alignment ahead of partial (Sec. II-B), IAFs ahead of none (Sec. II-C), the autoregressive
+    models (ArSSM, SRNN, VRNN) ahead of FSSM and RSSM, and every latent model ahead of the GRU baseline
+    (its exact NLL against the model's IWAE NLL)."""
+    def vals(model, guide, iaf, f=field):
+        return [_get(r, f) for r in records if (r["model"], r["guide"], r["iaf"]) == (model, guide, iaf)]
+
+    present = {(r["model"], r["iaf"]) for r in records}
+    claims = []
+    for model, iaf in sorted(present, key=lambda k: (k[1], MODEL_ORDER.index(k[0]) if k[0] in MODEL_ORDER else 99)):
+        name = NAMES.get(model, model) + (f" + {iaf} IAF" if iaf else "")
+        claims.append({"claim": f"{name}: full alignment ≤ partial alignment",
+                       **compare(vals(model, "full", iaf), vals(model, "partial", iaf))})
+    for model, iaf in sorted(present):
+        if iaf:
+            for guide in ("partial", "full"):
+                claims.append({"claim": f"{NAMES.get(model, model)} {guide}: {iaf} IAF ≤ no IAF",
+                               **compare(vals(model, guide, iaf), vals(model, guide, 0))})
+    for ar in ("arssm", "srnn", "vrnn"):
+        for other in ("fssm", "rssm"):
+            if (ar, 0) in present and (other, 0) in present:
+                claims.append({"claim": f"{NAMES[ar]} ≤ {NAMES[other]} (full alignment)",
+                               **compare(vals(ar, "full", 0), vals(other, "full", 0))})
+    gru = [b["test_nll_per_step"] for b in baselines if b.get("baseline") == "gru"]
+    if gru:
+        for model, iaf in sorted(present, key=lambda k: (k[1], MODEL_ORDER.index(k[0]) if k[0] in MODEL_ORDER
+                                                         else 99)):
+            if not iaf:
+                claims.append({"claim": f"{NAMES.get(model, model)} (full, IWAE NLL) ≤ GRU language model (exact NLL)",
+                               **compare(vals(model, "full", 0, "eval_test.nll_per_step"), gru)})
+    return claims
+
+
+def render_claims(claims: Sequence[Dict[str, Any]]) -> str:
+    """Markdown: each claim, the gap (worse − better, nats per step) ± its standard error, the seeds, the verdict."""
+    lines = ["| claim | gap (nats/step) | seeds | verdict |", "|---|---|---|---|"]
+    for c in claims:
+        gap = "–" if not math.isfinite(c["diff"]) else (f"{c['diff']:+.3f}" + (
+            f" ± {c['se']:.3f}" if math.isfinite(c["se"]) else ""))
+        lines.append(f"| {c['claim']} | {gap} | {c['n'][0]} vs {c['n'][1]} | {c['verdict']} |")
+    return "\n".join(lines)
 
 
 def render_times(records: Sequence[Dict[str, Any]]) -> str:

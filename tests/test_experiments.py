@@ -432,3 +432,31 @@ def test_collect_reads_what_the_evaluations_write(tmp_path):
     assert rec["resynthesis_sample_train"] == {"si_sdr": 6.0, "estoi": 0.6}
     assert rec["generation"] == {"marginal": 0.1, "classification": 0.2, "prediction": 0.3}
     assert "| c | 1 | 8 | 1.0 | 0.1 |" in ex.render_times([rec])
+
+
+def test_compare_judges_a_claim_by_its_gap_against_seed_noise():
+    c = ex.compare([7.50, 7.52, 7.48], [7.60, 7.62, 7.58])  # gap 0.10, se = sqrt(2 * 0.02^2 / 3)
+    assert c["verdict"] == "confirmed" and c["diff"] == pytest.approx(0.10)
+    assert c["se"] == pytest.approx(math.sqrt(2 * 0.02 ** 2 / 3))
+    assert ex.compare([7.60, 7.62, 7.58], [7.50, 7.52, 7.48])["verdict"] == "contradicted"
+    assert ex.compare([7.50, 7.60], [7.52, 7.58])["verdict"] == "within noise"
+    assert ex.compare([7.5], [7.6])["verdict"] == "one seed"
+    one = ex.compare([7.50, 7.52, 7.48], [7.7])  # one seed borrows the other side's spread
+    assert one["se"] == pytest.approx(math.sqrt(0.02 ** 2 / 3 + 0.02 ** 2)) and one["verdict"] == "confirmed"
+    assert ex.compare([], [7.0])["verdict"] == "not run"
+
+
+def test_music_claims_cover_alignment_iaf_autoregression_and_the_gru():
+    recs = [_record("arssm", "full", s, 7.50 + s / 100, 7.40) for s in range(3)]
+    recs += [_record("arssm", "partial", s, 7.60 + s / 100, 7.50) for s in range(3)]
+    recs += [_record("arssm", "full", s, 7.505 + s / 100, 7.41, iaf=3) for s in range(3)]
+    recs += [_record("fssm", "full", s, 9.0 + s / 100, 8.9) for s in range(3)]
+    gru = [{"baseline": "gru", "seed": s, "test_nll_per_step": 8.5 + s / 100} for s in range(3)]
+    claims = {c["claim"]: c for c in ex.music_claims(recs, gru)}
+    assert claims["ArSSM: full alignment ≤ partial alignment"]["verdict"] == "confirmed"
+    assert claims["ArSSM full: 3 IAF ≤ no IAF"]["verdict"] == "within noise"
+    assert claims["ArSSM ≤ FSSM (full alignment)"]["verdict"] == "confirmed"
+    assert claims["ArSSM (full, IWAE NLL) ≤ GRU language model (exact NLL)"]["diff"] == pytest.approx(8.51 - 7.40)
+    assert claims["FSSM: full alignment ≤ partial alignment"]["verdict"] == "not run"
+    table = ex.render_table("music", recs, gru)
+    assert "| ArSSM: full alignment ≤ partial alignment | +0.100 ± 0.008 | 3 vs 3 | confirmed |" in table
