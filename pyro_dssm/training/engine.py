@@ -745,10 +745,11 @@ def load_run_config(run_dir) -> TrainConfig:
     run_dir = Path(run_dir)
     path = run_dir / "config.yaml"
     last = run_dir / "checkpoints" / "last.ckpt"
+    saved = check_checkpoint(last).get("pyro_dssm_config") if not path.is_file() and last.is_file() else None
     if path.is_file():
         cfg = TrainConfig.from_dict({**_BEFORE_FIELD, **load_config(path)}, where=str(path))
-    elif last.is_file() and isinstance(check_checkpoint(last).get("pyro_dssm_config"), dict):
-        cfg = TrainConfig.from_dict({**_BEFORE_FIELD, **check_checkpoint(last)["pyro_dssm_config"]}, where=str(last))
+    elif isinstance(saved, dict):
+        cfg = TrainConfig.from_dict({**_BEFORE_FIELD, **saved}, where=str(last))
     else:
         raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.yaml")
     return _with_initial_of_checkpoints(cfg, run_dir)
