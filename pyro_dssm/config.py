@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
-from .fields import coerce_fields
+from .fields import check_positive_int, coerce_fields
 
 __all__ = ["TrainConfig", "load_config", "save_config", "add_config_arguments", "resolve_config", "given_fields",
-           "config_for_resume", "RESUME_SAFE_FIELDS", "data_label"]
+           "config_for_resume", "RESUME_SAFE_FIELDS", "data_label", "annealing_schedule"]
 
 # What a resume may change: how long and where it trains and what it shows, never what it trains on or how.
 RESUME_SAFE_FIELDS = frozenset({"epochs", "patience", "accelerator", "devices", "num_nodes", "strategy", "progress",
@@ -98,9 +98,7 @@ class TrainConfig:
                     "val_every", "eval_particles", "num_buckets", "num_nodes", "frames_per_quarter",
                     "sample_rate", "stft_n_fft", "stft_hop", "seq_len"]
         for name in positive:
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"config field {name!r} must be a positive integer, got {v!r}")
+            check_positive_int(getattr(self, name), f"config field {name!r}")
         for name in ("iaf", "anneal_epochs", "patience", "num_workers", "ema_start"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
@@ -152,9 +150,7 @@ class TrainConfig:
 
     def annealing_factor(self, epoch: int) -> float:
         """KL annealing: the scale on the latent sites, rising linearly from ``min_annealing`` to 1."""
-        if self.anneal_epochs <= 0:
-            return 1.0
-        return min(1.0, self.min_annealing + (1.0 - self.min_annealing) * epoch / self.anneal_epochs)
+        return annealing_schedule(epoch, self.anneal_epochs, self.min_annealing)
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -169,6 +165,14 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return self.from_dict({**self.to_dict(), **changes})
+
+
+def annealing_schedule(epoch: int, anneal_epochs: int, min_annealing: float) -> float:
+    """KL annealing (taxonomy paper, Sec. III): the scale on the latent sites at ``epoch`` (from 0), rising
+    linearly from ``min_annealing`` to 1 over ``anneal_epochs`` epochs (0: always 1)."""
+    if anneal_epochs <= 0:
+        return 1.0
+    return min(1.0, min_annealing + (1.0 - min_annealing) * epoch / anneal_epochs)
 
 
 def data_label(data: str) -> str:
@@ -207,8 +211,8 @@ def save_config(cfg: TrainConfig, path: Union[str, os.PathLike]) -> None:
 # ----------------------------------------------------------------------------------------------
 
 _HELP = {
-    "model": "the model: a registered preset ({models}), a taxonomy spec name such as 'arhmm+tr' "
-             "(pyro_dssm.list_specs()), or ls4",
+    "model": "the model: a registered model ({models}: the taxonomy's presets and LS4) or a taxonomy spec name "
+             "such as 'arhmm+tr' (pyro_dssm.list_specs())",
     "guide": "the inference network: partial | full (Sec. II-B) | A | B | C (App. D); ls4 for --model ls4",
     "iaf": "number of inverse autoregressive flows on the guide (paper: 3)",
     "iaf_dim": "hidden width of each IAF (paper: 20); must be >= z_dim",
@@ -216,8 +220,8 @@ _HELP = {
     "h_dim": "width of the deterministic RNN states h (for ls4: the SSM channels H)",
     "hidden_dim": "hidden width of the transition and emission networks (and of the guide's combiner)",
     "guide_rnn_dim": "width of the guide's RNN over x",
-    "emission": "bernoulli | gaussian | itakura_saito | gaussian_power (default: bernoulli for 0/1 data, "
-                "itakura_saito for speech, gaussian otherwise)",
+    "emission": "the observation family: {emissions} (default: bernoulli for 0/1 data, itakura_saito for "
+                "speech, gaussian otherwise)",
     "init_output": "start the emission's output biases at the training data's statistics (log-odds, mean and "
                    "std, mean power) instead of PyTorch's default",
     "data": "bach (shipped chorales), jsb, nottingham, musedata, piano, speech (shipped clips), asterisk, "
@@ -282,6 +286,10 @@ def _help(name: str, default: Any) -> str:
         from .models import list_models
 
         text = text.format(models=", ".join(list_models()))
+    if "{emissions}" in text:
+        from .nn.emissions import list_emissions
+
+        text = text.format(emissions=" | ".join(list_emissions()))
     if isinstance(default, bool):
         return f"{text} (default: {'on' if default else 'off'})"
     if "default" in text or default is None or default is dataclasses.MISSING:

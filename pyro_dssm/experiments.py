@@ -5,8 +5,8 @@ under the repository), the seeds, the evaluation passes and named *profiles*:
 overrides of the run configs for a given budget (``paper``: none, the papers'
 protocol; ``cpu``: what fits in a CPU session). ``scripts/reproduce.py FILE``
 trains every (config, seed) pair into ``OUT/PROFILE/CONFIG/seedS`` through
-``scripts/train.py`` (a finished run is skipped, an interrupted one resumed),
-evaluates it through ``scripts/evaluate.py`` (skipped when its output exists),
+``pyro-dssm train`` (a finished run is skipped, an interrupted one resumed),
+evaluates it through ``pyro-dssm evaluate`` (skipped when its output exists),
 then writes ``OUT/PROFILE/results.json`` (every run's numbers, wall times and the
 machine) and ``OUT/PROFILE/table.md`` (mean ± std over seeds, beside the papers'
 numbers where they exist).
@@ -48,11 +48,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
+from .metrics.stats import mean_std
+
 __all__ = ["KINDS", "Experiment", "RunPlan", "load_experiment", "plan_runs", "execute", "collect", "aggregate",
            "render_table", "render_times", "machine_info", "mean_std", "REPO_ROOT", "BASELINES", "run_baselines",
            "baseline_settings", "compare", "music_claims", "render_claims"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+def _repo_root() -> Path:
+    """Where run-config globs and ``out`` folders are resolved: the checkout this package lives in,
+    or (an installed package, which ships no ``configs/``) the current directory."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "configs").is_dir() else Path.cwd()
+
+
+REPO_ROOT = _repo_root()
 KINDS = ("music", "speech", "generation", "oracle")
 #: reference rows of the music table (:mod:`pyro_dssm.baselines`)
 BASELINES = ("independent_keys", "gru")
@@ -181,10 +190,10 @@ class RunPlan:
 
     def train_command(self) -> List[str]:
         resume = ["--resume"] if (self.run_dir / "checkpoints" / "last.ckpt").is_file() else []
-        return [sys.executable, str(REPO_ROOT / "scripts" / "train.py"), *self.train_args, *resume]
+        return [sys.executable, "-m", "pyro_dssm", "train", *self.train_args, *resume]
 
     def pending_evaluations(self) -> List[List[str]]:
-        return [[sys.executable, str(REPO_ROOT / "scripts" / "evaluate.py"), str(self.run_dir),
+        return [[sys.executable, "-m", "pyro_dssm", "evaluate", str(self.run_dir),
                  *[str(a) for a in e.get("args", [])]]
                 for e in self.evaluations if not (self.run_dir / e["output"]).is_file()]
 
@@ -258,7 +267,7 @@ def execute(plans: Sequence[RunPlan], *, jobs: int = 1, log_dir: Union[str, os.P
                 log(f"[fail ] {p.key}: {status[p.key]}")
                 return
         for cmd in p.pending_evaluations():
-            log(f"[eval ] {p.key}: {' '.join(cmd[3:]) or 'defaults'}")
+            log(f"[eval ] {p.key}: {' '.join(cmd[5:]) or 'defaults'}")
             if _run_logged(cmd, logf, env) != 0:
                 status[p.key] = f"evaluation failed (see {logf})"
                 log(f"[fail ] {p.key}: {status[p.key]}")
@@ -405,16 +414,6 @@ def run_baselines(exp: Experiment, profile: str, *, seeds: Optional[Sequence[int
             if rec is not None:
                 records.append(rec)
     return records
-
-
-def mean_std(values: Sequence[float]) -> Dict[str, float]:
-    """Mean and sample standard deviation (0 for one value) of finite values; ``n`` how many."""
-    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if not vals:
-        return {"mean": float("nan"), "std": float("nan"), "n": 0}
-    m = sum(vals) / len(vals)
-    sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
-    return {"mean": m, "std": sd, "n": len(vals)}
 
 
 def _get(rec: Dict[str, Any], dotted: str):

@@ -15,7 +15,7 @@ import numbers
 import typing
 from typing import Any, Dict, Tuple
 
-__all__ = ["coerce_fields", "coerce_value"]
+__all__ = ["coerce_fields", "coerce_value", "check_positive_int", "check_positive_ints"]
 
 _HINTS: Dict[type, Dict[str, Any]] = {}
 
@@ -107,3 +107,17 @@ def coerce_fields(obj: Any, where: str = "config") -> None:
         new = coerce_value(cls, f.name, old, where)
         if new is not old:
             object.__setattr__(obj, f.name, new)
+
+
+def check_positive_int(value: Any, what: str) -> int:
+    """``value`` as an int when it is a positive integer (not a bool); else ``ValueError``
+    ``"{what} must be a positive integer, got ..."``."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_positive_ints(obj: Any, names: Tuple[str, ...], prefix: str = "") -> None:
+    """:func:`check_positive_int` on each attribute ``names`` of ``obj``, named ``prefix + name``."""
+    for name in names:
+        check_positive_int(getattr(obj, name), f"{prefix}{name}")

@@ -19,12 +19,9 @@ import numpy as np
 import pyro
 import torch
 
+from .plots import histogram_steps  # the figure's choice of steps, re-exported: plots never imports this module
+
 __all__ = ["evaluate_generation", "plot_generation", "histogram_steps", "music_sample_stats"]
-
-
-def histogram_steps(L: int, count: int = 4) -> np.ndarray:
-    """``count`` steps equally spaced in log scale between 0.5% and 10% of ``L`` (LS4 Fig. 1b)."""
-    return np.unique(np.clip(np.round(np.geomspace(0.005 * L, 0.1 * L, count)).astype(int), 0, L - 1))
 
 
 def plot_generation(real: np.ndarray, fake: np.ndarray, path, dim: int = 0, shown: int = 20) -> None:

@@ -206,7 +206,7 @@ def oracle_experiment(*, seeds: Sequence[int] = (0, 1, 2), guides: Sequence[str]
 
 def oracle_table(records: Sequence[Dict[str, Any]]) -> str:
     """Markdown: per guide state and K, mean ± std over seeds of the per-step gaps to log p(x)."""
-    from .experiments import mean_std
+    from .metrics.stats import mean_std
 
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     for r in records:

@@ -19,7 +19,7 @@ import numpy as np
 
 __all__ = ["new_figure", "save_figure", "model_relations", "render_model_graph", "has_graphviz_dot",
            "model_graph_figure", "curves_figure", "piano_roll_figure", "mel_spectrogram_figure",
-           "generation_figure"]
+           "generation_figure", "histogram_steps"]
 
 
 def new_figure(rows: int = 1, cols: int = 1, size: Tuple[float, float] = (4.0, 3.0), **subplot_kw):
@@ -229,6 +229,11 @@ def mel_spectrogram_figure(items: Sequence[Dict[str, Any]], names: Sequence[str]
     return fig
 
 
+def histogram_steps(L: int, count: int = 4) -> np.ndarray:
+    """``count`` steps equally spaced in log scale between 0.5% and 10% of ``L`` (LS4 Fig. 1b)."""
+    return np.unique(np.clip(np.round(np.geomspace(0.005 * L, 0.1 * L, count)).astype(int), 0, L - 1))
+
+
 def generation_figure(real: np.ndarray, fake: np.ndarray, dim: int = 0, shown: int = 20,
                       steps: Optional[Sequence[int]] = None):
     """LS4's Fig. 1 for feature ``dim``: trajectories and means (left), marginal histograms (right).
@@ -236,10 +241,8 @@ def generation_figure(real: np.ndarray, fake: np.ndarray, dim: int = 0, shown: i
     Args:
         real, fake: ``(N, L, x_dim)`` real and generated sequences (the counts may differ).
         shown: trajectories drawn of each.
-        steps: time steps of the histograms; default :func:`pyro_dssm.generation.histogram_steps`.
+        steps: time steps of the histograms; default :func:`histogram_steps`.
     """
-    from .generation import histogram_steps
-
     real, fake = np.asarray(real), np.asarray(fake)
     if real.ndim != 3 or fake.ndim != 3 or real.shape[1:] != fake.shape[1:]:
         raise ValueError(f"real and fake must be (N, L, x_dim) with equal L and x_dim, "

@@ -8,6 +8,8 @@ from typing import Optional, Tuple
 
 import torch
 
+from .nn.emissions import get_emission
+
 __all__ = ["check_observations", "check_annealing", "lengths_from_mask", "BinaryDataWarning"]
 
 
@@ -131,17 +133,19 @@ def _check_observations(x, mask, x_dim: int, emission: str, allow_missing: bool)
             i = int((~seen.flatten(1).any(-1)).nonzero()[0])
             raise ValueError(f"sequence {i} of the batch has no observed entry (all NaN)")
     # support of the emission on the valid steps (no copy of the valid part)
+    family = get_emission(emission)
     nonbinary = (x != 0) & (x != 1)
-    bad = nonbinary if emission == "bernoulli" else x < 0 if emission in ("itakura_saito", "gaussian_power") else None
+    bad = family.bad_values(x)
     if mask is not None:
         nonbinary &= mask.unsqueeze(-1)
-        if bad is not None and bad is not nonbinary:
+        if bad is not None:
             bad &= mask.unsqueeze(-1)
+    if bad is not None and allow_missing:
+        bad &= ~torch.isnan(x)
     if bad is not None and bad.any():
-        what = ("binary (0/1) under a Bernoulli emission" if emission == "bernoulli"
-                else f"a non-negative power spectrogram under the {emission} emission")
-        raise ValueError(f"x must be {what}; found values such as {x[bad][:3].tolist()}")
-    if emission != "bernoulli" and not allow_missing and not nonbinary.any():
+        raise ValueError(f"x must be {family.support} under {family.described}; found values such as "
+                         f"{x[bad][:3].tolist()}")
+    if family.density and not allow_missing and not nonbinary.any():
         warnings.warn(BinaryDataWarning(
             f"x holds only 0/1 values, but the emission is {emission!r}, a density: its log-likelihood of "
             "0/1 data is not a probability, and the NLL can fall below the data's entropy. For binary data "

@@ -10,11 +10,37 @@ from conftest import TINY, ragged_batch
 
 
 def test_registry_lists_presets_and_base_models():
-    assert pd.list_models() == sorted(["arhmm", "arssm", "dmm", "dmm_aug", "fhmm", "fssm", "hmm",
-                                       "rssm", "srnn", "vrnn"])
+    dssms = sorted(["arhmm", "arssm", "dmm", "dmm_aug", "fhmm", "fssm", "hmm", "rssm", "srnn", "vrnn"])
+    assert pd.list_models(family="dssm") == dssms
+    assert pd.list_models() == sorted(dssms + ["ls4"]) and pd.list_models(family="ls4") == ["ls4"]
     assert pd.list_models("*ssm") == ["arssm", "fssm", "rssm"]
-    assert pd.list_guides() == ["partial", "full", "A", "B", "C"]
+    assert pd.list_guides() == ["partial", "full", "A", "B", "C", "ls4"]
+    assert pd.list_guides("ls4") == ["ls4"] and pd.list_guides("arssm") == ["partial", "full", "A", "B", "C"]
     assert pd.preset_info("arssm")["equation"] == "eqs. (1)-(3)"
+
+
+def test_ls4_is_built_like_every_other_model():
+    from pyro_dssm.models import LS4Guide, LS4Model
+    from pyro_dssm.models.registry import model_capabilities
+
+    m = pd.create_model("ls4", x_dim=3, z_dim=2, h_dim=4, N=4, depth=1)
+    assert isinstance(m, LS4Model) and (m.config.H, m.config.N, m.config.z_dim) == (4, 4, 2)
+    assert isinstance(pd.create_guide("ls4", m), LS4Guide) and isinstance(pd.create_guide("full", m), LS4Guide)
+    info = pd.preset_info("ls4")
+    assert info["family"] == "ls4" and info["emissions"] == ("gaussian",) and info["missing"] and not info["iaf"]
+    assert model_capabilities("arhmm+tr")["family"] == "dssm" and model_capabilities("vrnn")["iaf"]
+    with pytest.raises(ValueError, match="use --guide ls4, not 'partial'"):
+        pd.create_guide("partial", m)
+    with pytest.raises(ValueError, match="not available for LS4"):
+        pd.create_guide("ls4", m, num_iafs=2)
+    with pytest.raises(TypeError, match="unknown LS4 guide option"):
+        pd.create_guide("ls4", m, widths=3)
+    with pytest.raises(ValueError, match="LS4's inference network"):
+        pd.create_guide("ls4", pd.create_model("vrnn", x_dim=3))
+    with pytest.raises(ValueError, match="emission 'bernoulli' is not available"):
+        pd.create_model("ls4", x_dim=3, emission="bernoulli")
+    with pytest.raises(ValueError, match="unknown LS4 option"):
+        pd.create_model("ls4", x_dim=3, rnn_dim=4)
 
 
 @pytest.mark.parametrize("name,known_as", [("arssm", "ArSSM"), ("fssm", "FSSM"), ("vrnn", "VRNN"),

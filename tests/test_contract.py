@@ -1,5 +1,7 @@
 """Contract of every preset and every spec with every guide: the table-driven test."""
 
+import math
+
 import pytest
 import torch
 
@@ -17,7 +19,9 @@ X_DIM = 4
 
 
 PRESET_CASES = []
-for _name in list_models():
+# the taxonomy's presets: per-step sites z_1..z_T and spec-derived guides. LS4 (one path site "z",
+# its own guide, no IAF) has its contract below: the same checks where they apply.
+for _name in list_models(family="dssm"):
     _m = create_model(_name, x_dim=X_DIM, **TINY)
     for _g in valid_guides(_m):
         for _iaf in ("none", "iaf", "conditional"):
@@ -31,16 +35,20 @@ def build(name, guide, iaf="none", emission="gaussian"):
     return model, create_guide(guide, model, **TINY_GUIDE, **IAF[iaf])
 
 
-def check_contract(model, guide, binary=False, positive=False):
-    x, mask = ragged_batch(X_DIM, binary=binary)
-    x = x.abs() if positive else x
-    elbo = TraceMeanField_ELBO()
-    loss = elbo.differentiable_loss(model, guide, x, mask)
+def check_gradients_reach_everything(model, guide, x, mask):
+    """The ELBO is a finite scalar, and its gradient reaches every parameter of the model and the guide."""
+    loss = TraceMeanField_ELBO().differentiable_loss(model, guide, x, mask)
     assert loss.dim() == 0 and torch.isfinite(loss)
     loss.backward()
     for owner in (model, guide):
         for n, p in owner.named_parameters():
             assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {type(owner).__name__}.{n}"
+
+
+def check_contract(model, guide, binary=False, positive=False):
+    x, mask = ragged_batch(X_DIM, binary=binary)
+    x = x.abs() if positive else x
+    check_gradients_reach_everything(model, guide, x, mask)
     # guide samples: (B, T, z_dim)
     with torch.no_grad():
         z = guide(x, mask)
@@ -114,6 +122,42 @@ def test_emission_families(emission):
         assert (x >= 0).all() if emission == "itakura_saito" else torch.isfinite(x).all()
 
 
+def test_a_new_emission_family_is_one_registered_class(monkeypatch):
+    """A Poisson family, registered in the test: the model, the data check, the output initialisation
+    and the training engine's defaults all take it from the registry alone."""
+    import pyro.distributions as dist
+
+    from pyro_dssm.nn import emissions
+
+    monkeypatch.setattr(emissions, "_EMISSIONS", dict(emissions._EMISSIONS))  # unregistered after the test
+
+    @emissions.register_emission
+    class Poisson(emissions.Emission):
+        name, num_params, density, support = "poisson", 1, False, "counts (non-negative integers)"
+
+        def distribution(self, out, min_scale):
+            return dist.Poisson(out[0].clamp(-20, 20).exp()).to_event(1)
+
+        def bad_values(self, x):
+            return (x < 0) | (x != x.round())
+
+        def initial_biases(self, n, mean, std, min_scale):
+            return [mean.clamp_min(1e-3).log()]
+
+    assert "poisson" in emissions.list_emissions()
+    model, guide = build("srnn", "full", emission="poisson")
+    x, mask = ragged_batch(X_DIM)
+    counts = (x.abs() * 3).round()
+    check_gradients_reach_everything(model, guide, counts, mask)
+    model.init_from_data(counts, mask)
+    head = model.emitter.heads[0].bias
+    torch.testing.assert_close(head.exp(), counts[mask].mean(0).clamp_min(1e-3), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="x must be counts"):
+        model(counts + 0.5, mask)
+    xs, _ = model.generate(3, batch_size=2)
+    assert (xs >= 0).all() and torch.equal(xs, xs.round())
+
+
 def test_itakura_saito_is_the_exponential_power_density():
     model = create_model("hmm", x_dim=2, emission="itakura_saito", **TINY)
     v = torch.tensor([0.5, 2.0])
@@ -124,9 +168,42 @@ def test_itakura_saito_is_the_exponential_power_density():
     assert torch.allclose(-d.log_prob(x), (v.log() + x / v).sum(-1))
 
 
+@pytest.mark.parametrize("missing", [False, True])
+def test_ls4_contract_where_it_applies(missing):
+    """LS4 from the registry: gradients reach every parameter, the guide's path has shape (B, T, z_dim),
+    padded steps count exactly zero whatever they hold, and prior samples and continuations have the
+    right shapes. Not applicable: per-step site names (LS4 samples one path site ``z``), IAFs, and the
+    spec-derived guides (its guide is eq. 13 of the LS4 paper)."""
+    assert list_models(family="ls4") == ["ls4"]
+    model = create_model("ls4", x_dim=X_DIM, z_dim=2, h_dim=4, N=4, depth=1, missing=missing)
+    guide = create_guide("ls4", model)
+    x, mask = ragged_batch(X_DIM)
+    if missing:
+        x = torch.where(torch.rand_like(x) < 0.3, torch.full_like(x, float("nan")), x)
+    check_gradients_reach_everything(model, guide, x, mask)
+    with torch.no_grad():
+        assert guide(x, mask).shape == (x.shape[0], x.shape[1], model.config.z_dim)
+    junk = torch.where(mask.unsqueeze(-1), x, torch.full_like(x, 3.0))
+    pyro.set_rng_seed(1)
+    lw1 = log_weights(model, guide, x, mask, 2)
+    pyro.set_rng_seed(1)
+    lw2 = log_weights(model, guide, junk, mask, 2)
+    assert torch.allclose(lw1, lw2, atol=1e-4)
+    xs, zs = model.generate(3, batch_size=2)
+    assert xs.shape == (2, 3, X_DIM) and zs.shape == (2, 3, model.config.z_dim)
+    if not missing:
+        xs, _ = model.generate(2, prefix=x[:2, :3], guide=guide)
+        assert xs.shape == (2, 5, X_DIM) and torch.equal(xs[:, :3], x[:2, :3])
+    # plain SVI in a user's code trains it
+    svi = SVI(model, guide, Adam({"lr": 1e-2}), TraceMeanField_ELBO())
+    before = {n: p.detach().clone() for n, p in guide.named_parameters()}
+    assert all(math.isfinite(svi.step(x, mask)) for _ in range(2))
+    assert any(not torch.equal(before[n], p) for n, p in guide.named_parameters())
+
+
 def test_plain_svi_in_user_code_trains_every_preset_a_few_steps():
     x, mask = ragged_batch(X_DIM)
-    for name in list_models():
+    for name in list_models(family="dssm"):  # LS4 in plain SVI: tests/test_ls4_model.py
         pyro.clear_param_store()
         model, guide = build(name, "full", "iaf")
         svi = SVI(model, guide, Adam({"lr": 1e-2}), TraceMeanField_ELBO())

@@ -159,7 +159,7 @@ def test_another_corpus_must_match_the_models_dimension_and_emission(tmp_path):
     np.save(tmp_path / "rolls.npy", (rng.random((10, 6, 88)) < 0.1).astype(np.float32))
     with pytest.raises(ValueError, match="5 features per step, but the model was trained on 88"):
         evaluation_corpus(cfg, str(tmp_path / "five.npy"), model)
-    with pytest.raises(ValueError, match="other than 0/1"):
+    with pytest.raises(ValueError, match="needs binary \\(0/1\\) data, but data"):
         evaluation_corpus(cfg, str(tmp_path / "real.npy"), model)
     with pytest.raises(FileNotFoundError, match="neither a known corpus"):
         evaluation_corpus(cfg, "no-such-corpus", model)

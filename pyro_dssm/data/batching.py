@@ -19,13 +19,9 @@ from typing import Iterator, List, Sequence
 import numpy as np
 import torch
 
+from ..fields import check_positive_int
+
 __all__ = ["LengthBucketBatchSampler", "length_sorted_batches", "padding_efficiency"]
-
-
-def _positive_int(name: str, v) -> int:
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
 
 
 def _check_lengths(lengths: Sequence[int]) -> np.ndarray:
@@ -69,9 +65,9 @@ class LengthBucketBatchSampler(torch.utils.data.Sampler):
     def __init__(self, lengths: Sequence[int], batch_size: int, *, seed: int = 0, rank: int = 0, world: int = 1,
                  batches_per_bucket: int = 1):
         self.lengths = _check_lengths(lengths)
-        self.batch_size = _positive_int("batch_size", batch_size)
-        self.batches_per_bucket = _positive_int("batches_per_bucket", batches_per_bucket)
-        self.world = _positive_int("world", world)
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.batches_per_bucket = check_positive_int(batches_per_bucket, "batches_per_bucket")
+        self.world = check_positive_int(world, "world")
         if not 0 <= rank < self.world:
             raise ValueError(f"rank must be in [0, {self.world}), got {rank!r}")
         self.rank, self.seed, self.epoch = int(rank), int(seed), 0
@@ -119,7 +115,7 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> List[List[
     and scattering them there restores the input order.
     """
     lengths = _check_lengths(lengths)
-    batch_size = _positive_int("batch_size", batch_size)
+    batch_size = check_positive_int(batch_size, "batch_size")
     order = np.argsort(lengths, kind="stable")
     return [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
 

@@ -46,6 +46,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from ..fields import check_positive_int, check_positive_ints
 from .corpus import SPLITS, Corpus, data_home
 
 __all__ = ["STFTConfig", "sine_window", "stft", "istft", "power_spectrogram", "power_spectrograms",
@@ -80,10 +81,7 @@ class STFTConfig:
     hop: int = 256
 
     def __post_init__(self):
-        for k in ("sample_rate", "n_fft", "hop"):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"STFT {k} must be a positive integer, got {v!r}")
+        check_positive_ints(self, ("sample_rate", "n_fft", "hop"), "STFT ")
         if self.hop > self.n_fft:
             raise ValueError(f"STFT hop ({self.hop}) must not exceed the window length n_fft ({self.n_fft})")
 
@@ -412,8 +410,7 @@ def load_speech_folder(root: Union[str, os.PathLike], *, stft_config: STFTConfig
         max_files: keep only the first ``max_files`` files (sorted by path) before splitting.
         cache: read and write the per-corpus cache (:func:`cache_root`).
     """
-    if not isinstance(seq_len, int) or seq_len < 1:
-        raise ValueError(f"seq_len must be a positive integer, got {seq_len!r}")
+    check_positive_int(seq_len, "seq_len")
     root = Path(root)
     files = find_audio_files(root)
     if not files:

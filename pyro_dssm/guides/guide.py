@@ -19,6 +19,7 @@ from pyro.distributions.transforms import (
 )
 from pyro.nn import AutoRegressiveNN, PyroModule
 
+from ..fields import check_positive_ints
 from ..models.dssm import DSSM, site_name
 from ..nn.layers import Combiner, cell_step, reverse_padded, steps_hoisted
 from ..models.registry import model_config
@@ -170,10 +171,7 @@ class GuideConfig:
     min_scale: float = 1e-3
 
     def validate(self, z_dim: int) -> None:
-        for k in ("rnn_dim", "hidden_dim", "iaf_dim"):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{k} must be a positive integer, got {v!r}")
+        check_positive_ints(self, ("rnn_dim", "hidden_dim", "iaf_dim"))
         if not isinstance(self.num_iafs, int) or self.num_iafs < 0:
             raise ValueError(f"num_iafs must be a non-negative integer, got {self.num_iafs!r}")
         if self.num_iafs and self.iaf_dim < z_dim:

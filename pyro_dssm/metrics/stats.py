@@ -1,4 +1,4 @@
-"""Summaries of per-item scores: mean, median and a confidence interval of the mean."""
+"""Summaries of per-item scores: mean, median and a confidence interval of the mean; mean ± std over seeds."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-__all__ = ["summarize"]
+__all__ = ["summarize", "mean_std"]
 
 
 def summarize(values: Sequence[float], confidence: float = 0.95) -> Dict[str, float]:
@@ -33,3 +33,13 @@ def summarize(values: Sequence[float], confidence: float = 0.95) -> Dict[str, fl
         half = float("nan")
     return {"n": n, "mean": mean, "median": float(np.median(v)), "std": std,
             "ci_low": mean - half, "ci_high": mean + half, "confidence": confidence}
+
+
+def mean_std(values: Sequence[float]) -> Dict[str, float]:
+    """Mean and sample standard deviation (0 for one value) of the finite values; ``n`` how many (a table cell)."""
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not vals:
+        return {"mean": float("nan"), "std": float("nan"), "n": 0}
+    m = sum(vals) / len(vals)
+    sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+    return {"mean": m, "std": sd, "n": len(vals)}

@@ -13,9 +13,9 @@ import pyro.distributions as dist
 import pyro.poutine as poutine
 from pyro.nn import PyroModule
 
-from ..fields import coerce_fields
+from ..fields import check_positive_ints, coerce_fields
+from ..nn.emissions import get_emission
 from ..nn.layers import (
-    EMISSIONS,
     EmissionHead,
     GatedTransition,
     GaussianHead,
@@ -81,12 +81,8 @@ class ModelConfig:
             object.__setattr__(self, "spec", DSSMSpec.from_name(self.spec))
         if not isinstance(self.spec, DSSMSpec):
             raise TypeError(f"spec must be a DSSMSpec or spec name, got {self.spec!r}")
-        for k in ("x_dim", "z_dim", "h_dim", "hidden_dim"):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{k} must be a positive integer, got {v!r}")
-        if self.emission not in EMISSIONS:
-            raise ValueError(f"unknown emission {self.emission!r}; expected one of {EMISSIONS}")
+        check_positive_ints(self, ("x_dim", "z_dim", "h_dim", "hidden_dim"))
+        get_emission(self.emission)  # raises on an unknown family, naming the registered ones
         if self.transition_net not in ("mlp", "gated", "linear"):
             raise ValueError(f"unknown transition_net {self.transition_net!r}; "
                              "expected 'mlp', 'gated' or 'linear'")

@@ -43,10 +43,12 @@ from pyro.distributions.torch_distribution import TorchDistribution
 from pyro.nn import PyroModule
 from torch.distributions import kl_divergence, register_kl
 
-from ..fields import coerce_fields
+from ..fields import check_positive_ints, coerce_fields
 from ..nn.ls4 import LS4GenStack, LS4Stack
 from ..nn.s4 import cached_discretisation
 from ..validation import check_annealing, check_observations
+
+from .registry import register_model, register_model_class
 
 __all__ = ["LS4Config", "LS4Model", "LS4Guide", "LS4Prior", "LS4Likelihood", "PathNormal"]
 
@@ -87,10 +89,7 @@ class LS4Config:
 
     def __post_init__(self):
         coerce_fields(self, "LS4")  # model options from YAML or --model-option take the declared types
-        for k in ("x_dim", "z_dim", "H", "N", "depth"):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"LS4 {k} must be a positive integer, got {v!r}")
+        check_positive_ints(self, ("x_dim", "z_dim", "H", "N", "depth"), "LS4 ")
         if not isinstance(self.levels, int) or isinstance(self.levels, bool) or self.levels < 0:
             raise ValueError(f"LS4 levels must be a non-negative integer, got {self.levels!r}")
         if self.N % 2:
@@ -426,3 +425,27 @@ class LS4Guide(PyroModule):
             with poutine.scale(scale=annealing_factor):
                 return pyro.sample("z", PathNormal(loc, scale, mask))
 
+
+
+@register_model("ls4", paper="Zhou et al. 2023 (LS4), Sec. 3", family="ls4",
+                equation="p(z_n|z_<n) by a latent S4 stack (eq. 7); p(x_n|z_<=n, x_<n) (eq. 10)",
+                emissions=("gaussian",), missing=True, iaf=False, jit=False, learned_initial=False)
+def ls4(*, x_dim: int, h_dim: Optional[int] = None, hidden_dim: Optional[int] = None, emission: str = "gaussian",
+        **options) -> LS4Config:
+    """LS4: latent S4 prior, generative and inference stacks (FFT convolutions); ``h_dim`` is the channel count ``H``.
+
+    Takes the taxonomy models' size names so that one run config serves both (``h_dim`` is ``H``;
+    ``hidden_dim`` has no LS4 counterpart and is ignored); every other :class:`LS4Config` field by name.
+    """
+    if emission != "gaussian":
+        raise ValueError(f"LS4 observes real values through a Gaussian of fixed scale (eq. 10); emission "
+                         f"{emission!r} is not available for it (use --emission gaussian)")
+    if h_dim is not None:
+        options.setdefault("H", h_dim)
+    try:
+        return LS4Config(x_dim=x_dim, **options)
+    except TypeError as e:
+        raise ValueError(f"unknown LS4 option: {e}; LS4's options are the fields of LS4Config") from None
+
+
+register_model_class(LS4Config, LS4Model)

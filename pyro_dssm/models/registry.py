@@ -1,46 +1,94 @@
-"""Named presets of the taxonomy: ``create_model(name, **sizes)`` and ``list_models()``.
+"""Named models: ``create_model(name, **options)``, ``list_models()`` and ``preset_info(name)``.
 
-Each preset is a few lines that fix a spec and a parameterisation; the generic
-:class:`~pyro_dssm.models.DSSM` builds it.
+Each entry is a few lines (timm's registry): a function, decorated with :func:`register_model`,
+that returns a *config*; :func:`create_model` builds the model class registered for that
+config's type (:func:`register_model_class`). The taxonomy's presets return a
+:class:`ModelConfig` (family ``"dssm"``), built by the generic :class:`~pyro_dssm.models.DSSM`;
+LS4 (:mod:`pyro_dssm.models.ls4`) returns an ``LS4Config`` (family ``"ls4"``). What the
+training engine needs to know about a model (its emissions, whether it takes data with
+unobserved entries, IAFs, the JIT, a learned ``p(z_1)``) is registered with it, so the engine
+never tests a model's name.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
-from typing import Callable, Dict, List, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from ..spec import Base, DSSMSpec
 from .dssm import DSSM, ModelConfig
 
-__all__ = ["register_model", "create_model", "list_models", "model_config", "preset_info"]
+__all__ = ["register_model", "register_model_class", "create_model", "list_models", "model_config", "preset_info",
+           "model_capabilities"]
 
-_REGISTRY: Dict[str, Callable[..., ModelConfig]] = {}
-_INFO: Dict[str, Dict[str, str]] = {}
+_REGISTRY: Dict[str, Callable[..., Any]] = {}
+_INFO: Dict[str, Dict[str, Any]] = {}
+_MODEL_CLASSES: Dict[type, type] = {ModelConfig: DSSM}
+
+#: what a taxonomy model supports; a registered family states its own (see :func:`register_model`)
+DSSM_CAPABILITIES = {"family": "dssm", "emissions": None, "missing": False, "iaf": True, "jit": True,
+                     "learned_initial": True}
 
 
-def register_model(name: str, *, paper: str, equation: str):
-    """Decorator registering ``fn(**overrides) -> ModelConfig`` under ``name``."""
+def register_model(name: str, *, paper: str, equation: str, family: str = "dssm",
+                   emissions: Optional[Sequence[str]] = None, missing: bool = False, iaf: bool = True,
+                   jit: bool = True, learned_initial: bool = True):
+    """Decorator registering ``fn(**options) -> config`` under ``name``.
 
-    def deco(fn: Callable[..., ModelConfig]) -> Callable[..., ModelConfig]:
+    Args:
+        paper, equation: where the model is defined (shown by :func:`preset_info` and the README).
+        family: ``"dssm"`` (``fn`` returns a :class:`ModelConfig`) or another family whose config
+            type has a model class registered with :func:`register_model_class`.
+        emissions: the observation families the model has (``None``: any of ``ModelConfig``'s; the
+            first is the default when the data does not choose).
+        missing: it models data with unobserved (NaN) entries. iaf, jit: its guides take IAFs, its
+            ELBO can be compiled. learned_initial: its checkpoints hold a learned ``p(z_1)``.
+    """
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
         _REGISTRY[name] = fn
-        _INFO[name] = {"paper": paper, "equation": equation, "doc": (fn.__doc__ or "").strip()}
+        _INFO[name] = {"paper": paper, "equation": equation, "doc": (fn.__doc__ or "").strip(), "family": family,
+                       "emissions": None if emissions is None else tuple(emissions), "missing": missing, "iaf": iaf,
+                       "jit": jit, "learned_initial": learned_initial}
         return fn
 
     return deco
 
 
-def list_models(pattern: str = "*") -> List[str]:
-    """Registered preset names matching a glob ``pattern`` (sorted)."""
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+def register_model_class(config_type: type, model_type: type) -> None:
+    """Build configs of ``config_type`` with ``model_type(config)`` in :func:`create_model`."""
+    _MODEL_CLASSES[config_type] = model_type
 
 
-def preset_info(name: str) -> Dict[str, str]:
-    """The paper, equation and one-line description of a preset."""
+def list_models(pattern: str = "*", family: Optional[str] = None) -> List[str]:
+    """Registered model names matching a glob ``pattern`` (sorted); ``family``: only ``"dssm"`` presets, or ``"ls4"``."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern)
+                  and (family is None or _INFO[n]["family"] == family))
+
+
+def preset_info(name: str) -> Dict[str, Any]:
+    """The paper, equation, one-line description, family and capabilities of a registered model."""
     _check_name(name)
     return dict(_INFO[name])
+
+
+def model_capabilities(name: Union[str, DSSMSpec, ModelConfig]) -> Dict[str, Any]:
+    """What the training engine needs to know about a model name: a registered model's
+    :func:`preset_info` entries, else (a taxonomy spec or spec name) a DSSM's."""
+    if isinstance(name, str) and name in _REGISTRY:
+        info = _INFO[name]
+        return {k: info[k] for k in DSSM_CAPABILITIES}
+    if isinstance(name, str):  # a spec name, or an error that names the problem
+        if "+" not in name and name not in {b.value for b in Base}:
+            _check_name(name)
+        try:
+            DSSMSpec.from_name(name)
+        except ValueError as e:
+            raise ValueError(f"unknown model {name!r}: {e}") from None
+    return dict(DSSM_CAPABILITIES)
 
 
 def _check_name(name: str) -> None:
@@ -49,8 +97,11 @@ def _check_name(name: str) -> None:
                          "or give a taxonomy spec name such as 'arhmm+tr+ar+em' (see pyro_dssm.list_specs())")
 
 
-def model_config(name: Union[str, DSSMSpec, ModelConfig], **overrides) -> ModelConfig:
-    """The :class:`ModelConfig` of a preset, a spec or a spec name, with ``overrides`` applied."""
+def model_config(name: Union[str, DSSMSpec, ModelConfig], **overrides):
+    """The config of a registered model, a spec or a spec name, with ``overrides`` applied
+    (a :class:`ModelConfig` for the taxonomy's models)."""
+    if isinstance(name, str) and name in _REGISTRY and _INFO[name]["family"] != "dssm":
+        return _REGISTRY[name](**overrides)
     fields = {f.name for f in dataclasses.fields(ModelConfig)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
@@ -72,14 +123,17 @@ def model_config(name: Union[str, DSSMSpec, ModelConfig], **overrides) -> ModelC
     return ModelConfig(spec=spec, **overrides)
 
 
-def create_model(name: Union[str, DSSMSpec, ModelConfig], **overrides) -> DSSM:
-    """Build a model: ``create_model("arssm", x_dim=88, z_dim=16, emission="bernoulli")``.
+def create_model(name: Union[str, DSSMSpec, ModelConfig], **overrides):
+    """Build a model: ``create_model("arssm", x_dim=88, z_dim=16, emission="bernoulli")``,
+    ``create_model("ls4", x_dim=1, z_dim=5, H=64)``.
 
     Args:
-        name: a preset of :func:`list_models`, a spec name of
+        name: a model of :func:`list_models`, a spec name of
             :func:`~pyro_dssm.list_specs` (e.g. ``"fhmm+ff"``), a
             :class:`~pyro_dssm.DSSMSpec` or a :class:`ModelConfig`.
-        **overrides: fields of :class:`ModelConfig` (``x_dim`` is required).
+        **overrides: fields of the model's config (``x_dim`` is required): :class:`ModelConfig`'s
+            for the taxonomy's models, ``LS4Config``'s for LS4 (which also takes ``h_dim`` as its
+            channel count ``H``).
 
     Defaults, where a preset does not set its own (see :class:`ModelConfig`):
     ``z_dim=16``, ``h_dim=64``, ``hidden_dim=64``, ``emission="gaussian"`` (a
@@ -95,7 +149,8 @@ def create_model(name: Union[str, DSSMSpec, ModelConfig], **overrides) -> DSSM:
     """
     if "x_dim" not in overrides and not isinstance(name, ModelConfig):
         raise TypeError("create_model needs x_dim, the observation dimension (e.g. x_dim=88 for piano rolls)")
-    return DSSM(model_config(name, **overrides))
+    config = model_config(name, **overrides)
+    return _MODEL_CLASSES[type(config)](config)
 
 
 def _preset(spec: DSSMSpec, overrides: dict, **defaults) -> ModelConfig:

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 
 import pyro.distributions as dist
 
+from .emissions import get_emission, inverse_softplus, list_emissions, smoothed, softplus_scale
+
 __all__ = [
     "bcat",
     "cell_step",
@@ -44,10 +46,8 @@ __all__ = [
     "smoothed_frequency",
 ]
 
-#: Emission families accepted by :class:`EmissionHead`.
-EMISSIONS = ("bernoulli", "gaussian", "itakura_saito", "gaussian_power")
-
-_LOG_VAR_CLAMP = (-20.0, 20.0)
+#: The built-in emission families (:func:`pyro_dssm.nn.emissions.list_emissions` also lists later registrations).
+EMISSIONS = tuple(list_emissions())
 
 # The per-step path of the time loops (see :func:`hoisted_steps`): True = the x-only part of each
 # head's first layer computed for every step before the loop and the output heads fused.
@@ -203,15 +203,6 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return x.gather(1, idx.unsqueeze(-1).expand_as(x))
 
 
-def _softplus_scale(raw: torch.Tensor, min_scale: float) -> torch.Tensor:
-    return F.softplus(raw) + min_scale
-
-
-def inverse_softplus(y: torch.Tensor) -> torch.Tensor:
-    """``softplus^{-1}(y) = log(expm1(y))`` for ``y > 0``, stable for large ``y``."""
-    return y + torch.log(-torch.expm1(-y))
-
-
 def smoothed_frequency(x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Per-dimension frequency of 1s in binary ``x`` ``(B, T, D)``, smoothed as ``(k + 1/2) / (n + 1)``.
 
@@ -219,11 +210,7 @@ def smoothed_frequency(x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> 
     still has finite log-odds. Steps outside ``mask`` ``(B, T)`` are left out.
     """
     n, mean, _ = data_moments(x, mask)
-    return _smoothed(n, mean)
-
-
-def _smoothed(n: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    return (mean * n + 0.5) / (n + 1)
+    return smoothed(n, mean)
 
 
 def data_moments(x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor,
@@ -262,7 +249,7 @@ class InitialGaussian(nn.Module):
         self.min_scale = min_scale
 
     def forward(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        return self.loc, _softplus_scale(self.raw_scale, self.min_scale)
+        return self.loc, softplus_scale(self.raw_scale, self.min_scale)
 
 
 class GaussianHead(nn.Module):
@@ -288,7 +275,7 @@ class GaussianHead(nn.Module):
 
     def forward(self, *inputs: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         a = self.act(self.hidden(bcat(inputs)))
-        return self.loc(a), _softplus_scale(self.scale(a), self.min_scale)
+        return self.loc(a), softplus_scale(self.scale(a), self.min_scale)
 
     def steps(self, first: int, rest: Optional[torch.Tensor]) -> HeadSteps:
         """The hoisted per-step form (:class:`HeadSteps`): ``(loc, scale)`` from one fused output layer."""
@@ -300,7 +287,7 @@ class GaussianHead(nn.Module):
 
         def step(u, v, ahead_t):
             out = F.linear(act(first_layer(u, ahead_t, v)), w_out, b_out)
-            return out[..., :n], _softplus_scale(out[..., n:], self.min_scale)
+            return out[..., :n], softplus_scale(out[..., n:], self.min_scale)
 
         return HeadSteps(step, _ahead(w, b, first, rest))
 
@@ -337,7 +324,7 @@ class GatedTransition(nn.Module):
         gate = torch.sigmoid(self.gate(F.relu(self.gate_hidden(u))))
         proposed = self.proposed(F.relu(self.proposed_hidden(u)))
         loc = (1 - gate) * self.z_to_loc(z_prev) + gate * proposed
-        scale = _softplus_scale(self.scale(F.relu(proposed)), self.min_scale)
+        scale = softplus_scale(self.scale(F.relu(proposed)), self.min_scale)
         return loc, scale
 
     def steps(self, first: int, rest: Optional[torch.Tensor]) -> HeadSteps:
@@ -352,7 +339,7 @@ class GatedTransition(nn.Module):
             gate = torch.sigmoid(self.gate(hid[..., :H]))
             proposed = self.proposed(hid[..., H:])
             loc = (1 - gate) * self.z_to_loc(z_prev) + gate * proposed
-            return loc, _softplus_scale(self.scale(F.relu(proposed)), self.min_scale)
+            return loc, softplus_scale(self.scale(F.relu(proposed)), self.min_scale)
 
         return HeadSteps(step, _ahead(w, b, first, rest))
 
@@ -393,17 +380,11 @@ class LinearGaussianHead(nn.Module):
 class EmissionHead(nn.Module):
     r"""The observation model ``p(x_t | d_x(\cdot))`` of eqs. (3), (14), (15), (17), (19).
 
-    Families (``family``):
-
-    * ``"bernoulli"``: independent Bernoulli with logits (binary piano rolls).
-    * ``"gaussian"``: diagonal Gaussian (real-valued series).
-    * ``"itakura_saito"``: power spectrogram ``x = |S|^2`` with ``S`` a zero-mean
-      circular complex Gaussian of variance ``v`` output by the decoder; the power
-      is then exponential with mean ``v``, so ``-log p(x|v) = log v + x / v``,
-      the Itakura-Saito divergence between ``x`` and ``v`` up to terms free of ``v``.
-      (The complex density of ``S`` differs by the constant ``log pi`` per bin.)
-    * ``"gaussian_power"``: a diagonal Gaussian on the power values, as the
-      paper's own code does.
+    Families (``family``, :mod:`pyro_dssm.nn.emissions`): ``"bernoulli"`` (binary piano rolls),
+    ``"gaussian"`` (real-valued series), ``"itakura_saito"`` (power spectrograms, App. C),
+    ``"gaussian_power"`` (a Gaussian on power values, as the paper's own code does), or any
+    family registered with :func:`~pyro_dssm.nn.emissions.register_emission`. The network has one
+    output head per parameter of the family (``num_params``).
 
     Networks (``net``): ``"mlp"`` (one hidden layer, dual head), ``"deep"``
     (two ReLU hidden layers, the DMM emitter of [2]) or ``"linear"``.
@@ -412,19 +393,20 @@ class EmissionHead(nn.Module):
     def __init__(self, in_dim: int, x_dim: int, hidden_dim: int, family: str = "gaussian",
                  net: str = "mlp", min_scale: float = 1e-3):
         super().__init__()
-        if family not in EMISSIONS:
-            raise ValueError(f"unknown emission family {family!r}; expected one of {EMISSIONS}")
+        self.emission = get_emission(family)  # raises, naming the known families
         if net not in ("mlp", "deep", "linear"):
             raise ValueError(f"unknown emission network {net!r}; expected 'mlp', 'deep' or 'linear'")
         self.family = family
         self.net = net
         self.min_scale = min_scale
-        n_out = 1 if family in ("bernoulli", "itakura_saito") else 2
+        n_out = self.emission.num_params
         if net == "linear":
-            if family in ("gaussian", "gaussian_power"):
+            if n_out == 2:  # a location and a scale: the scale is a free parameter per dimension
                 self.body = LinearGaussianHead(in_dim, x_dim)
-            else:
+            elif n_out == 1:
                 self.body = nn.Linear(in_dim, x_dim)
+            else:
+                raise ValueError(f"the linear emission network has no form for {n_out} parameters per dimension")
             return
         layers = [nn.Linear(in_dim, hidden_dim), nn.ReLU() if net == "deep" else nn.Tanh()]
         if net == "deep":
@@ -440,7 +422,8 @@ class EmissionHead(nn.Module):
         near probability 0.5 where piano keys sound in about 4% of frames, a Gaussian at
         mean 0 and scale 0.7 whatever the data's. Training then first spends its steps
         learning those statistics, and some seeds never leave that plateau. Here, from
-        ``x`` ``(B, T, x_dim)`` over the steps of ``mask`` ``(B, T)``:
+        ``x`` ``(B, T, x_dim)`` over the steps of ``mask`` ``(B, T)``, the family's
+        :meth:`~pyro_dssm.nn.emissions.Emission.initial_biases`:
 
         * ``bernoulli``: the logits' bias is the log-odds ``log(p / (1 - p))`` of each
           dimension's frequency ``p`` (smoothed as ``(k + 1/2) / (n + 1)``, so that a
@@ -457,15 +440,7 @@ class EmissionHead(nn.Module):
         n, mean, std = data_moments(x, mask)
         if not bool((n > 0).any()):
             raise ValueError("init_from_data needs at least one valid, observed entry of x")
-        if self.family == "bernoulli":
-            p = _smoothed(n, mean)  # as smoothed_frequency, from the moments already at hand
-            biases = [torch.log(p) - torch.log1p(-p)]
-        elif self.family == "itakura_saito":
-            power = mean.clamp_min(torch.finfo(torch.float32).tiny)
-            biases = [power.log().clamp(*_LOG_VAR_CLAMP)]
-        else:
-            raw = inverse_softplus((std - self.min_scale).clamp_min(1e-3))
-            biases = [mean, raw]
+        biases = self.emission.initial_biases(n, mean, std, self.min_scale)
         if self.net == "linear":
             if isinstance(self.body, LinearGaussianHead):
                 self.body.raw_scale.copy_(inverse_softplus(std.clamp_min(1e-3)))
@@ -474,7 +449,7 @@ class EmissionHead(nn.Module):
             return
         for head, b in zip(self.heads, biases):
             head.bias.copy_(b)
-        if len(self.heads) == 2:  # a Gaussian's mean varies with its inputs in units of the data's std
+        if self.emission.scale_mean_weights:  # the mean varies with its inputs in units of the data's std
             self.heads[0].weight.mul_(std.to(self.heads[0].weight).unsqueeze(-1))
 
     def forward(self, *inputs: Optional[torch.Tensor]) -> dist.TorchDistribution:
@@ -492,13 +467,7 @@ class EmissionHead(nn.Module):
 
     def _distribution(self, out: Sequence[torch.Tensor]) -> dist.TorchDistribution:
         """The family's distribution from the network's outputs (one per parameter)."""
-        if self.family == "bernoulli":
-            return dist.Bernoulli(logits=out[0]).to_event(1)
-        if self.family == "itakura_saito":
-            log_var = out[0].clamp(*_LOG_VAR_CLAMP)
-            return dist.Exponential(torch.exp(-log_var)).to_event(1)
-        loc, raw = out
-        return dist.Normal(loc, _softplus_scale(raw, self.min_scale)).to_event(1)
+        return self.emission.distribution(out, self.min_scale)
 
     def steps(self, first: int, rest: Optional[torch.Tensor]) -> HeadSteps:
         """The hoisted per-step form (:class:`HeadSteps`) returning the distribution of ``x_t``.
@@ -558,7 +527,7 @@ class Combiner(nn.Module):
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns ``(loc, scale, a_t)``; ``a_t`` is the context of a conditional IAF."""
         a = 0.5 * (torch.tanh(self.c_to_hidden(c)) + g_proj)
-        return self.loc(a), _softplus_scale(self.scale(a), self.min_scale), a
+        return self.loc(a), softplus_scale(self.scale(a), self.min_scale), a
 
     def steps(self, g_proj: torch.Tensor) -> HeadSteps:
         """Per-step ``f(t, c_t) -> (loc, scale, a_t)`` over ``g_proj`` ``(B, T, hidden)`` (:meth:`project`).
@@ -575,6 +544,6 @@ class Combiner(nn.Module):
         def step(c, _, half_g_t):
             a = torch.tanh(c_to_hidden(c)) * 0.5 + half_g_t
             out = F.linear(a, w_out, b_out)
-            return out[..., :n], _softplus_scale(out[..., n:], self.min_scale), a
+            return out[..., :n], softplus_scale(out[..., n:], self.min_scale), a
 
         return HeadSteps(step, g_proj * 0.5)

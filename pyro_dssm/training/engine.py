@@ -50,6 +50,7 @@ from ..config import TrainConfig, config_for_resume, data_label, load_config, sa
 from ..data.batching import LengthBucketBatchSampler, length_sorted_batches
 from ..data.corpus import SPLITS, Corpus, PadCollate, SequenceDataset, length_buckets, load_arrays
 from ..infer import LeanTraceMeanField_ELBO
+from ..nn.emissions import default_emission, get_emission
 from ..utils import atomic_write_bytes, atomic_write_text, remove_stale_parts
 
 __all__ = ["DSSMTask", "SequenceDataModule", "AtomicCheckpointIO", "build_corpus", "build_model_and_guide",
@@ -143,15 +144,28 @@ def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
 
 
 def resolve_emission(cfg: TrainConfig, corpus: Corpus) -> str:
-    if cfg.emission is None and cfg.model == "ls4":
-        return "gaussian"
+    """The run's observation family: ``cfg.emission``, else the model's only one, else the data's kind."""
+    from ..models.registry import model_capabilities
+
+    fixed = model_capabilities(cfg.model)["emissions"]
+    if cfg.emission is None and fixed:
+        return fixed[0]
     if cfg.emission is not None:
-        if cfg.emission == "bernoulli" and not corpus.is_binary():
-            raise ValueError(f"emission 'bernoulli' needs binary data, but {corpus.name} has values other than 0/1")
+        check_support(cfg.emission, corpus)
         return cfg.emission
-    if corpus.kind == "speech":
-        return "itakura_saito"
-    return "bernoulli" if corpus.is_binary() else "gaussian"
+    return default_emission(speech=corpus.kind == "speech", binary=corpus.is_binary())
+
+
+def check_support(emission: str, corpus: Corpus, what: Optional[str] = None) -> None:
+    """A ``ValueError`` naming the corpus when some of its values lie outside the emission's support."""
+    family = get_emission(emission)
+    for split, seqs in corpus.splits.items():
+        for x in seqs:
+            t = torch.as_tensor(np.asarray(x))
+            bad = family.bad_values(t)
+            if bad is not None and bool((bad & ~torch.isnan(t)).any()):  # NaN: unobserved, not a value
+                raise ValueError(f"emission {emission!r} needs {family.support} data, but {what or corpus.name} has "
+                                 f"other values ({split} split)")
 
 
 def build_model_and_guide(cfg: TrainConfig, x_dim: int, emission: str, missing: bool = False):
@@ -160,40 +174,26 @@ def build_model_and_guide(cfg: TrainConfig, x_dim: int, emission: str, missing: 
     ``missing``: the data has unobserved (NaN) entries, which only LS4 models (``LS4Config.missing``).
     """
     from ..guides import create_guide
-    from ..models import create_model
+    from ..models import create_model, list_models, preset_info
+    from ..models.registry import model_capabilities
 
+    can = model_capabilities(cfg.model)
+    if missing and not can["missing"]:
+        raise ValueError(f"the data has unobserved (NaN) entries, which --model {cfg.model} cannot model; "
+                         f"use {' or '.join('--model ' + n for n in list_models() if preset_info(n)['missing'])} "
+                         "(irregular sampling, LS4 Sec. 5.3) or data without NaN")
+    if cfg.jit and not can["jit"]:
+        raise ValueError(f"--iaf and --jit are not available for {cfg.model}")
     pyro.settings.set(module_local_params=not cfg.jit)  # must precede the construction of PyroModules
     pyro.clear_param_store()
-    if cfg.model == "ls4":
-        return _build_ls4(cfg, x_dim, emission, missing)
-    if missing:
-        raise ValueError(f"the data has unobserved (NaN) entries, which --model {cfg.model} cannot model; "
-                         "use --model ls4 (irregular sampling, LS4 Sec. 5.3) or data without NaN")
-    model = create_model(cfg.model, x_dim=x_dim, emission=emission, z_dim=cfg.z_dim, h_dim=cfg.h_dim,
-                         hidden_dim=cfg.hidden_dim, **cfg.model_options)
+    # every model takes the run's sizes; a family's own options (LS4's N, depth, ...) come by --model-option
+    options = {"z_dim": cfg.z_dim, "h_dim": cfg.h_dim, "hidden_dim": cfg.hidden_dim, **cfg.model_options}
+    if can["missing"]:
+        options.setdefault("missing", missing)
+    model = create_model(cfg.model, x_dim=x_dim, emission=emission, **options)
     guide = create_guide(cfg.guide, model, rnn_dim=cfg.guide_rnn_dim, hidden_dim=cfg.hidden_dim,
                          num_iafs=cfg.iaf, iaf_dim=cfg.iaf_dim)
     return model, guide
-
-
-def _build_ls4(cfg: TrainConfig, x_dim: int, emission: str, missing: bool = False):
-    """LS4 (``--model ls4``): ``h_dim`` is the SSM channel count ``H``; other LS4Config fields come by
-    ``--model-option`` (e.g. ``N=64``, ``depth=4``, ``obs_scale=0.1``, ``decoder_uses_x=false``)."""
-    from ..models.ls4 import LS4Config, LS4Guide, LS4Model
-
-    if emission != "gaussian":
-        raise ValueError(f"LS4 observes real values through a Gaussian of fixed scale (eq. 10); emission "
-                         f"{emission!r} is not available for it (use --emission gaussian)")
-    if cfg.guide not in ("ls4", "full"):
-        raise ValueError(f"LS4 has one inference network, q(z_n | x_<=n) (eq. 13): use --guide ls4, not {cfg.guide!r}")
-    if cfg.iaf or cfg.jit:
-        raise ValueError("--iaf and --jit are not available for LS4")
-    try:
-        config = LS4Config(x_dim=x_dim, z_dim=cfg.z_dim, H=cfg.h_dim, **{"missing": missing, **cfg.model_options})
-    except TypeError as e:
-        raise ValueError(f"unknown LS4 option in --model-option: {e}") from e
-    model = LS4Model(config)
-    return model, LS4Guide(model)
 
 
 class CachedJitTraceMeanField_ELBO(JitTraceMeanField_ELBO):
@@ -757,7 +757,9 @@ def load_run_config(run_dir) -> TrainConfig:
 
 def _with_initial_of_checkpoints(cfg: TrainConfig, run_dir: Path) -> TrainConfig:
     """``initial: transition`` for a DSSM run whose checkpoints predate the learned ``p(z_1)``."""
-    if cfg.model == "ls4" or "initial" in cfg.model_options:
+    from ..models.registry import model_capabilities
+
+    if not model_capabilities(cfg.model)["learned_initial"] or "initial" in cfg.model_options:
         return cfg
     for name in ("last.ckpt", "best.ckpt"):
         path = run_dir / "checkpoints" / name
@@ -1036,9 +1038,7 @@ def evaluation_corpus(cfg: TrainConfig, data: str, model) -> Corpus:
         raise ValueError(f"data {str(data)!r} has {corpus.x_dim} features per step, but the model was trained on "
                          f"{x_dim} ({cfg.data}); evaluate it on data of the same dimension (for music: 88 piano keys, "
                          f"for speech: the run's STFT with {cfg.stft_n_fft // 2 + 1} bins)")
-    if model.config.emission == "bernoulli" and not corpus.is_binary():
-        raise ValueError(f"data {str(data)!r} has values other than 0/1, but the model's emission is Bernoulli "
-                         "(binary piano rolls)")
+    check_support(model.config.emission, corpus, what=f"data {str(data)!r}")
     return corpus
 
 

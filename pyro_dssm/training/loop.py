@@ -13,6 +13,7 @@ import torch
 
 import pyro
 
+from ..config import annealing_schedule
 from ..infer import LeanTraceMeanField_ELBO
 
 __all__ = ["fit", "negative_elbo_per_step"]
@@ -43,7 +44,7 @@ def fit(model, guide, x: torch.Tensor, mask: Optional[torch.Tensor] = None, *, e
     opt = torch.optim.Adam(params, lr=lr)
     history = []
     for epoch in range(epochs):
-        af = 1.0 if anneal_epochs <= 0 else min(1.0, min_annealing + (1 - min_annealing) * epoch / anneal_epochs)
+        af = annealing_schedule(epoch, anneal_epochs, min_annealing)
         total, steps = 0.0, 0
         for idx in _batches(x.shape[0], batch_size, g):
             xb = x[idx]
