@@ -1,0 +1,124 @@
+"""Reading runs back: a run directory's config (as it was trained), its model and guide, its outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import TrainConfig, load_config
+from ..data.corpus import Corpus
+from .checkpoints import check_checkpoint, load_weights
+
+
+# How runs saved before a field existed were trained: a resume continues them that way.
+_BEFORE_FIELD = {"bucket_by_length": False}
+
+
+def load_run_config(run_dir) -> TrainConfig:
+    """The config a run was trained with: ``RUN_DIR/config.yaml``, or the one its last checkpoint keeps.
+
+    A run saved before a default changed gets the setting it was trained with: random
+    batches (before length bucketing), and ``z_1`` from the transition (``initial: transition``)
+    when its checkpoints have no learned initial distribution.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "config.yaml"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    saved = check_checkpoint(last).get("pyro_dssm_config") if not path.is_file() and last.is_file() else None
+    if path.is_file():
+        cfg = TrainConfig.from_dict({**_BEFORE_FIELD, **load_config(path)}, where=str(path))
+    elif isinstance(saved, dict):
+        cfg = TrainConfig.from_dict({**_BEFORE_FIELD, **saved}, where=str(last))
+    else:
+        raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.yaml")
+    return _with_initial_of_checkpoints(cfg, run_dir)
+
+
+def _with_initial_of_checkpoints(cfg: TrainConfig, run_dir: Path) -> TrainConfig:
+    """``initial: transition`` for a DSSM run whose checkpoints predate the learned ``p(z_1)``."""
+    from ..models.registry import model_capabilities
+
+    if not model_capabilities(cfg.model)["learned_initial"] or "initial" in cfg.model_options:
+        return cfg
+    for name in ("last.ckpt", "best.ckpt"):
+        path = run_dir / "checkpoints" / name
+        try:
+            keys = check_checkpoint(path)["state_dict"].keys()
+        except (FileNotFoundError, ValueError):  # missing or corrupt: the other one, or the caller, decides
+            continue
+        if not any(k.startswith("model.initial.") for k in keys):
+            return cfg.replace(model_options={**cfg.model_options, "initial": "transition"})
+        break
+    return cfg
+
+
+def load_run(run_dir, checkpoint: str = "best", jit: bool = False):
+    """Rebuild a run's corpus, model and guide from ``RUN_DIR/config.yaml`` and a checkpoint.
+
+    Args:
+        run_dir: a directory written by :func:`train`.
+        checkpoint: ``best``, ``last`` or a path to a ``.ckpt`` file.
+
+    Returns:
+        ``(cfg, corpus, model, guide)`` with the model and guide in eval mode.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.yaml")
+    cfg = load_run_config(run_dir).replace(jit=jit, out=str(run_dir))
+    path = Path(checkpoint) if checkpoint not in ("best", "last") else run_dir / "checkpoints" / f"{checkpoint}.ckpt"
+    if checkpoint == "best" and not path.is_file():
+        path = run_dir / "checkpoints" / "last.ckpt"
+    from .engine import _prepare
+
+    corpus, _, task, _ = _prepare(cfg)
+    load_weights(task, path)
+    task.model.eval(), task.guide.eval()
+    return cfg, corpus, task.model, task.guide
+
+
+def open_run(run_dir, checkpoint: str = "best"):
+    """:func:`load_run` for command-line scripts: on a bad run directory or checkpoint it prints
+    ``error: ...`` to stderr and returns ``None`` (the script then exits with status 2).
+
+    ``run_dir`` may also name a pretrained model (:func:`pyro_dssm.list_pretrained`) when no
+    such directory exists; ``checkpoint`` does not apply to it.
+    """
+    import sys
+
+    from ..pretrained import list_pretrained, load_pretrained_run
+
+    try:
+        if not Path(run_dir).exists() and str(run_dir) in list_pretrained():
+            return load_pretrained_run(str(run_dir))
+        return load_run(run_dir, checkpoint)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+
+
+def run_output_dir(run_dir, out=None) -> Path:
+    """Where a script writes its outputs: ``out``, else the run directory, else (a pretrained
+    model's name) ``runs/pretrained-NAME``."""
+    if out is not None:
+        return Path(out)
+    return Path(run_dir) if Path(run_dir).is_dir() else Path("runs") / f"pretrained-{run_dir}"
+
+
+def evaluation_corpus(cfg: TrainConfig, data: str, model) -> Corpus:
+    """Another corpus for a trained model: ``data`` (any ``--data``: a corpus name, a folder, a file)
+    read with the run's own pre-processing (frames per quarter, STFT, normalisation).
+
+    Raises:
+        ValueError: its dimension differs from the model's, or it is not binary for a Bernoulli model.
+        FileNotFoundError: it names no corpus, file or folder.
+    """
+    from .engine import build_corpus, check_support
+
+    corpus = build_corpus(cfg.replace(data=str(data), max_sequences=None, max_files=None))
+    x_dim = model.config.x_dim
+    if corpus.x_dim != x_dim:
+        raise ValueError(f"data {str(data)!r} has {corpus.x_dim} features per step, but the model was trained on "
+                         f"{x_dim} ({cfg.data}); evaluate it on data of the same dimension (for music: 88 piano keys, "
+                         f"for speech: the run's STFT with {cfg.stft_n_fft // 2 + 1} bins)")
+    check_support(model.config.emission, corpus, what=f"data {str(data)!r}")
+    return corpus
