@@ -117,3 +117,16 @@ def test_shipped_weights_reproduce_their_card_exactly(name):
     got = _reproduce(cfg, corpus, model, guide, card["test"].get("iwae_particles", 0))
     assert got["nelbo_per_step"] == pytest.approx(card["test"]["nelbo_per_step"], abs=1e-6)
     assert got.get("nll_per_step") == pytest.approx(card["test"].get("nll_per_step"), abs=1e-6)
+
+
+def test_the_card_carries_the_prior_samples_statistics_when_the_run_has_them(exported, tmp_path):
+    run, _, _, _ = exported
+    stats = {"split": "test", "samples": {"held_share": 0.31, "notes_per_frame": 3.2},
+             "real": {"held_share": 0.35, "notes_per_frame": 3.7}}
+    (run / "samples_test.json").write_text(json.dumps(stats))
+    try:
+        _, card_path = export_pretrained(run, "tiny-with-samples", dest=tmp_path)
+    finally:
+        (run / "samples_test.json").unlink()
+    card = json.loads(card_path.read_text())
+    assert card["samples"] == {"prior": stats["samples"], "data": stats["real"], "split": "test"}

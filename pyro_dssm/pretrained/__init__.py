@@ -166,5 +166,9 @@ def export_pretrained(run_dir: Union[str, Path], name: str, *, dest: Optional[Un
         "evaluated_with": {"torch": torch.__version__, "pyro": pyro.__version__, "python": platform.python_version()},
         "notes": notes,
     }
+    samples = run_dir / "samples_test.json"  # scripts/evaluate.py --sample-stats: prior samples against the data
+    if samples.is_file():
+        s = json.loads(samples.read_text())
+        card["samples"] = {"prior": s["samples"], "data": s["real"], "split": s.get("split", "test")}
     atomic_write_text(card_path, json.dumps(card, indent=2) + "\n")
     return weights, card_path
