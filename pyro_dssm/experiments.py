@@ -52,7 +52,7 @@ from .metrics.stats import mean_std
 
 __all__ = ["KINDS", "Experiment", "RunPlan", "load_experiment", "plan_runs", "execute", "collect", "aggregate",
            "render_table", "render_times", "machine_info", "mean_std", "REPO_ROOT", "BASELINES", "run_baselines",
-           "baseline_settings", "compare", "music_claims", "render_claims"]
+           "baseline_settings", "compare", "music_claims", "render_claims", "run_record"]
 
 def _repo_root() -> Path:
     """Where run-config globs and ``out`` folders are resolved: the checkout this package lives in,
@@ -186,7 +186,9 @@ class RunPlan:
 
     @property
     def trained(self) -> bool:
-        return (self.run_dir / "metrics.json").is_file()
+        from .training.runs import RunDir
+
+        return RunDir(self.run_dir).finished
 
     def train_command(self) -> List[str]:
         resume = ["--resume"] if (self.run_dir / "checkpoints" / "last.ckpt").is_file() else []
@@ -317,45 +319,51 @@ def _read_json(path: Path) -> Optional[Dict[str, Any]]:
 
 def collect(plans: Sequence[RunPlan]) -> List[Dict[str, Any]]:
     """One record per finished run: its config, seed, training metrics and every evaluation file found."""
-    import yaml
-
     records = []
     for p in plans:
-        metrics = _read_json(p.run_dir / "metrics.json")
-        if metrics is None:
-            continue
-        cfg = yaml.safe_load((p.run_dir / "config.yaml").read_text())
-        rec: Dict[str, Any] = {"config": p.config.stem, "seed": p.seed, "run_dir": str(p.run_dir),
-                               "model": cfg["model"], "guide": cfg["guide"], "iaf": cfg.get("iaf", 0),
-                               "data": metrics.get("data", cfg["data"]), "epochs_run": metrics.get("epochs_run"),
-                               "train_seconds": metrics.get("train_seconds"),
-                               "test_nelbo_per_step": metrics.get("test_nelbo_per_step")}
-        for split in ("train", "valid", "test"):
-            ev = _read_json(p.run_dir / f"eval_{split}.json")
-            if ev:
-                rec[f"eval_{split}"] = {k: ev.get(k) for k in ("nelbo_per_step", "nll_per_step", "seconds",
-                                                                "iwae_particles", "elbo_particles")}
-            for latents in ("sample", "mean"):
-                suffix = "" if split == "test" else f"-{split}"
-                summ = _read_json(p.run_dir / f"resynthesis-{latents}{suffix}" / "summary.json")
-                if summ:
-                    rec[f"resynthesis_{latents}_{split}"] = {k: v["mean"] for k, v in summ["metrics"].items()}
-                    rec[f"resynthesis_{latents}_{split}_ci"] = {
-                        k: [v["ci_low"], v["ci_high"]] for k, v in summ["metrics"].items()
-                        if v.get("ci_low") is not None and v.get("ci_high") is not None}
-        samples = _read_json(p.run_dir / "samples_test.json")
-        if samples:
-            rec["samples_test"] = samples["samples"]
-            rec["real_test"] = samples["real"]
-        best = _best_epoch_kl(p.run_dir)
-        if best is not None:
-            rec["val_kl_per_step"] = best
-        gen = _read_json(p.run_dir / "generation" / "generation.json")
-        if gen:
-            scores = gen.get("scores", {})
-            rec["generation"] = {k: scores[k] for k in ("marginal", "classification", "prediction") if k in scores}
-        records.append(rec)
+        rec = run_record(p.run_dir)
+        if rec is not None:
+            records.append({"config": p.config.stem, "seed": p.seed, **rec})
     return records
+
+
+def run_record(run_dir) -> Optional[Dict[str, Any]]:
+    """A finished run's numbers (:class:`~pyro_dssm.training.runs.RunDir`'s files), flat for the tables;
+    ``None`` for a run that has not finished training."""
+    from .training.runs import RunDir
+
+    run = RunDir(run_dir)
+    metrics, cfg = run.metrics(), run.config()
+    if metrics is None or cfg is None:
+        return None
+    rec: Dict[str, Any] = {"run_dir": str(run.path), "model": cfg["model"], "guide": cfg["guide"],
+                           "iaf": cfg.get("iaf", 0), "data": metrics.get("data", cfg["data"]),
+                           "epochs_run": metrics.get("epochs_run"), "train_seconds": metrics.get("train_seconds"),
+                           "test_nelbo_per_step": metrics.get("test_nelbo_per_step")}
+    for split in ("train", "valid", "test"):
+        ev = run.evaluation(split)
+        if ev:
+            rec[f"eval_{split}"] = {k: ev.get(k) for k in ("nelbo_per_step", "nll_per_step", "seconds",
+                                                            "iwae_particles", "elbo_particles")}
+        for latents in ("sample", "mean"):
+            summ = run.resynthesis(latents, split)
+            if summ:
+                rec[f"resynthesis_{latents}_{split}"] = {k: v["mean"] for k, v in summ["metrics"].items()}
+                rec[f"resynthesis_{latents}_{split}_ci"] = {
+                    k: [v["ci_low"], v["ci_high"]] for k, v in summ["metrics"].items()
+                    if v.get("ci_low") is not None and v.get("ci_high") is not None}
+    samples = run.samples("test")
+    if samples:
+        rec["samples_test"] = samples["samples"]
+        rec["real_test"] = samples["real"]
+    best = _best_epoch_kl(run.path)
+    if best is not None:
+        rec["val_kl_per_step"] = best
+    gen = run.generation()
+    if gen:
+        scores = gen.get("scores", {})
+        rec["generation"] = {k: scores[k] for k in ("marginal", "classification", "prediction") if k in scores}
+    return rec
 
 
 def _best_epoch_kl(run_dir: Path) -> Optional[float]:

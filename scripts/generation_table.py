@@ -16,7 +16,6 @@ Columns are the models; the best entry of each row is bold.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,28 +24,28 @@ FORECAST = (("mse", "MSE ↓"), ("crps", "CRPS ↓"), ("crps_mixture", "mixture 
 TASKS = ("interpolation", "extrapolation")
 
 
-def read_run(run: Path):
-    import yaml
+def _run(run: Path):
+    from pyro_dssm.training.runs import RunDir
 
-    cfg_path, gen = run / "config.yaml", run / "generation" / "generation.json"
-    if not cfg_path.is_file():
+    rd = RunDir(run)
+    if not rd.is_run:
         raise FileNotFoundError(f"{run} is not a run directory (no config.yaml)")
-    if not gen.is_file():
-        raise FileNotFoundError(f"{gen} is missing: run `python scripts/evaluate.py {run} --generation` first")
-    cfg = yaml.safe_load(cfg_path.read_text())
-    report = json.loads(gen.read_text())
+    return rd, rd.config()
+
+
+def read_run(run: Path):
+    rd, cfg = _run(run)
+    report = rd.generation()
+    if report is None:
+        raise FileNotFoundError(f"{rd.generation_dir() / 'generation.json'} is missing: run "
+                                f"`python scripts/evaluate.py {run} --generation` first")
     return report.get("data") or cfg["data"], cfg["model"], report["scores"]
 
 
 def read_forecast(run: Path):
     """``(data, model, {task: report})`` of a run evaluated with ``evaluate.py --forecast``."""
-    import yaml
-
-    if not (run / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run} is not a run directory (no config.yaml)")
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
-    reports = {t: json.loads((run / f"forecast_{t}.json").read_text()) for t in TASKS
-               if (run / f"forecast_{t}.json").is_file()}
+    rd, cfg = _run(run)
+    reports = {t: r for t in TASKS if (r := rd.forecast(t)) is not None}
     if not reports:
         raise FileNotFoundError(f"{run} has no forecast_*.json: run `python scripts/evaluate.py {run} "
                                 "--forecast interpolation extrapolation` first")

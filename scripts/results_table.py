@@ -14,7 +14,6 @@ when present, the negative ELBO from there or else from ``metrics.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,20 +23,16 @@ ALIGN = {"partial": "PA", "full": "FA"}
 
 
 def read_run(run: Path):
-    import yaml
+    from pyro_dssm.training.runs import RunDir
 
-    cfg_path = run / "config.yaml"
-    if not cfg_path.is_file():
+    rd = RunDir(run)
+    if not rd.is_run:
         raise FileNotFoundError(f"{run} is not a run directory (no config.yaml)")
-    cfg = yaml.safe_load(cfg_path.read_text())
-    ev = run / "eval_test.json"
-    metrics = run / "metrics.json"
-    if ev.is_file():
-        res = json.loads(ev.read_text())
-        nelbo, nll, data = res["nelbo_per_step"], res.get("nll_per_step"), res.get("data")
-    elif metrics.is_file():
-        res = json.loads(metrics.read_text())
-        nelbo, nll, data = res["test_nelbo_per_step"], None, res.get("data")
+    cfg, ev, metrics = rd.config(), rd.evaluation("test"), rd.metrics()
+    if ev is not None:
+        nelbo, nll, data = ev["nelbo_per_step"], ev.get("nll_per_step"), ev.get("data")
+    elif metrics is not None:
+        nelbo, nll, data = metrics["test_nelbo_per_step"], None, metrics.get("data")
     else:
         raise FileNotFoundError(f"{run} has neither eval_test.json nor metrics.json: is the run finished?")
     align = ALIGN.get(cfg["guide"], cfg["guide"])

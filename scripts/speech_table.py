@@ -15,7 +15,6 @@ the best value of each column, block and alignment is bold.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,16 +24,16 @@ NAMES = {"arssm": "ArSSM", "srnn": "SRNN", "fssm": "FSSM", "vrnn": "VRNN", "rssm
 
 
 def read_run(run: Path, latents: str):
-    import yaml
+    from pyro_dssm.training.runs import RunDir
 
-    cfg_path, summary_path = run / "config.yaml", run / f"resynthesis-{latents}" / "summary.json"
-    if not cfg_path.is_file():
+    rd = RunDir(run)
+    if not rd.is_run:
         raise FileNotFoundError(f"{run} is not a run directory (no config.yaml)")
-    if not summary_path.is_file():
-        raise FileNotFoundError(f"{summary_path} is missing: run `python scripts/evaluate.py {run}"
-                                f"{' --latents mean' if latents == 'mean' else ''}` first")
-    cfg = yaml.safe_load(cfg_path.read_text())
-    summary = json.loads(summary_path.read_text())
+    summary = rd.resynthesis(latents)
+    if summary is None:
+        raise FileNotFoundError(f"{rd.resynthesis_dir(latents) / 'summary.json'} is missing: run "
+                                f"`python scripts/evaluate.py {run}{' --latents mean' if latents == 'mean' else ''}` first")
+    cfg = rd.config()
     if cfg["guide"] not in ("partial", "full"):
         raise ValueError(f"{run}: Table I compares partial and full alignment, this run's guide is {cfg['guide']!r}")
     return (cfg["model"], bool(cfg.get("iaf")), cfg["guide"]), summary

@@ -460,3 +460,23 @@ def test_music_claims_cover_alignment_iaf_autoregression_and_the_gru():
     assert claims["FSSM: full alignment ≤ partial alignment"]["verdict"] == "not run"
     table = ex.render_table("music", recs, gru)
     assert "| ArSSM: full alignment ≤ partial alignment | +0.100 ± 0.008 | 3 vs 3 | confirmed |" in table
+
+
+def test_run_dir_knows_where_every_output_goes_and_reads_it_back(tmp_path):
+    from pyro_dssm.training.runs import RunDir
+
+    rd = RunDir(tmp_path / "run")
+    assert not rd.is_run and not rd.finished and rd.metrics() is None and rd.config() is None
+    assert rd.eval_file("valid", "csv").name == "eval_valid.csv" and rd.samples_file().name == "samples_test.json"
+    assert rd.resynthesis_dir("mean", "train").name == "resynthesis-mean-train"
+    assert rd.resynthesis_dir().name == "resynthesis-sample" and rd.checkpoint("last").name == "last.ckpt"
+    rd.path.mkdir()
+    (rd.path / "config.yaml").write_text("model: srnn\nguide: full\ndata: bach\n")
+    rd.eval_file().write_text(json.dumps({"nelbo_per_step": 7.5}))
+    rd.forecast_file("interpolation").write_text("{torn")  # a write cut short by a kill reads as absent
+    assert rd.is_run and rd.config()["model"] == "srnn" and rd.evaluation()["nelbo_per_step"] == 7.5
+    assert rd.forecast("interpolation") is None and not rd.finished
+    assert ex.run_record(rd.path) is None  # not finished: no record
+    (rd.path / "metrics.json").write_text(json.dumps({"epochs_run": 3, "test_nelbo_per_step": 7.6}))
+    rec = ex.run_record(rd.path)
+    assert rd.finished and rec["model"] == "srnn" and rec["eval_test"]["nelbo_per_step"] == 7.5

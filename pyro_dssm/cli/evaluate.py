@@ -45,6 +45,7 @@ import sys
 import time
 from pathlib import Path
 
+from pyro_dssm.training.runs import RunDir
 from pyro_dssm.utils import atomic_write_text
 
 
@@ -99,7 +100,8 @@ def _elbo_pass(args, cfg, corpus, model, guide, seqs, run: Path) -> None:
     per = res.pop("per_sequence")
     res.update(model=cfg.model, guide=cfg.guide, iaf=cfg.iaf, data=corpus.name, split=args.split,
                checkpoint=args.checkpoint, seconds=time.time() - t0)
-    atomic_write_text(run / f"eval_{args.split}.json", json.dumps(res, indent=2))
+    out = RunDir(run)
+    atomic_write_text(out.eval_file(args.split), json.dumps(res, indent=2))
     ids = (corpus.ids or {}).get(args.split) or [str(i) for i in range(len(seqs))]
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -110,12 +112,12 @@ def _elbo_pass(args, cfg, corpus, model, guide, seqs, run: Path) -> None:
         if args.iwae:
             row += [per["iwae"][i], -per["iwae"][i] / n]
         w.writerow(row)
-    atomic_write_text(run / f"eval_{args.split}.csv", buf.getvalue())
+    atomic_write_text(out.eval_file(args.split, "csv"), buf.getvalue())
     msg = f"{args.split}: negative ELBO per step {res['nelbo_per_step']:.4f} ({args.particles} particles)"
     if args.iwae:
         msg += f", NLL per step <= {res['nll_per_step']:.4f} (IWAE, K={args.iwae})"
     print(msg)
-    print(f"wrote {run / f'eval_{args.split}.json'} and {run / f'eval_{args.split}.csv'}")
+    print(f"wrote {out.eval_file(args.split)} and {out.eval_file(args.split, 'csv')}")
 
 
 def main(argv=None) -> int:
@@ -157,14 +159,14 @@ def main(argv=None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         stats.update(model=cfg.model, guide=cfg.guide, iaf=cfg.iaf, data=corpus.name, checkpoint=args.checkpoint)
-        atomic_write_text(run / f"samples_{args.split}.json", json.dumps(stats, indent=2))
+        atomic_write_text(RunDir(run).samples_file(args.split), json.dumps(stats, indent=2))
         s, d = stats["samples"], stats["real"]
         print(f"prior samples: {s['notes_per_frame']:.2f} notes per frame, held-note share {s['held_share']:.3f} "
-              f"(data: {d['notes_per_frame']:.2f}, {d['held_share']:.3f}); wrote {run / f'samples_{args.split}.json'}")
+              f"(data: {d['notes_per_frame']:.2f}, {d['held_share']:.3f}); wrote {RunDir(run).samples_file(args.split)}")
     if is_speech and args.split not in ("valid", "all"):
         from pyro_dssm.resynthesis import evaluate_resynthesis
 
-        out = run / (f"resynthesis-{args.latents}" + ("" if args.split == "test" else f"-{args.split}"))
+        out = RunDir(run).resynthesis_dir(args.latents, args.split)
         summary = evaluate_resynthesis(model, guide, corpus, out, latents=args.latents, seed=args.seed,
                                        save_wav=args.wav, figure_items=args.figure_items, split=args.split)
         summary.update(model=cfg.model, guide=cfg.guide, iaf=cfg.iaf, data=corpus.name, checkpoint=args.checkpoint)
@@ -182,9 +184,9 @@ def main(argv=None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         report.update(model=cfg.model, data=corpus.name, split=args.split, checkpoint=args.checkpoint)
-        atomic_write_text(run / f"forecast_{task}.json", json.dumps(report, indent=2))
+        atomic_write_text(RunDir(run).forecast_file(task), json.dumps(report, indent=2))
         print(f"{task}: MSE {report['mse']:.4g}, CRPS {report['crps']:.4g} over {report['targets']} hidden entries; "
-              f"wrote {run / f'forecast_{task}.json'}")
+              f"wrote {RunDir(run).forecast_file(task)}")
     if args.generation:
         from pyro_dssm.generation import evaluate_generation
 

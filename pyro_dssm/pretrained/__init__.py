@@ -127,6 +127,7 @@ def export_pretrained(run_dir: Union[str, Path], name: str, *, dest: Optional[Un
     import pyro
 
     from ..training.engine import evaluate_split, load_run, training_history
+    from ..training.runs import RunDir
     from ..utils import atomic_write_bytes, atomic_write_text
 
     if not name or "/" in name or name.startswith("."):
@@ -147,7 +148,7 @@ def export_pretrained(run_dir: Union[str, Path], name: str, *, dest: Optional[Un
     test = evaluate_split(model, guide, corpus.splits["test"], batch_size=cfg.batch_size,
                           elbo_particles=cfg.eval_particles, iwae_particles=iwae, seed=cfg.seed)
     test.pop("per_sequence")
-    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    metrics = RunDir(run_dir).metrics() or {}
     history = training_history(run_dir)
     card = {
         "name": name, "model": cfg.model, "guide": cfg.guide, "iaf": cfg.iaf,
@@ -166,9 +167,8 @@ def export_pretrained(run_dir: Union[str, Path], name: str, *, dest: Optional[Un
         "evaluated_with": {"torch": torch.__version__, "pyro": pyro.__version__, "python": platform.python_version()},
         "notes": notes,
     }
-    samples = run_dir / "samples_test.json"  # scripts/evaluate.py --sample-stats: prior samples against the data
-    if samples.is_file():
-        s = json.loads(samples.read_text())
+    s = RunDir(run_dir).samples("test")  # pyro-dssm evaluate --sample-stats: prior samples against the data
+    if s:
         card["samples"] = {"prior": s["samples"], "data": s["real"], "split": s.get("split", "test")}
     atomic_write_text(card_path, json.dumps(card, indent=2) + "\n")
     return weights, card_path

@@ -122,3 +122,102 @@ def evaluation_corpus(cfg: TrainConfig, data: str, model) -> Corpus:
                          f"for speech: the run's STFT with {cfg.stft_n_fft // 2 + 1} bins)")
     check_support(model.config.emission, corpus, what=f"data {str(data)!r}")
     return corpus
+
+
+class RunDir:
+    """A run directory and every file that training and evaluation write into it, read back.
+
+    Training (:func:`~pyro_dssm.training.train`): ``config.yaml``, ``checkpoints/{last,best}.ckpt``,
+    ``logs/metrics.csv``, ``metrics.json``, ``untrained_test.json``. Evaluation
+    (``pyro-dssm evaluate``): ``eval_SPLIT.json`` and ``.csv``, ``samples_SPLIT.json``,
+    ``resynthesis-LATENTS[-SPLIT]/summary.json``, ``generation/generation.json`` and
+    ``forecast_TASK.json``. The readers return ``None`` for a file that is not there (or is
+    unreadable, e.g. torn by a kill); the path helpers say where each one goes.
+
+    Args:
+        path: the run directory (it need not exist yet).
+    """
+
+    CONFIG = "config.yaml"
+    METRICS = "metrics.json"
+    UNTRAINED = "untrained_test.json"
+    CHECKPOINTS = "checkpoints"
+    HISTORY = "logs/metrics.csv"
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # -- where each output goes ---------------------------------------------------------------
+    def checkpoint(self, which: str = "best") -> Path:
+        return self.path / self.CHECKPOINTS / f"{which}.ckpt"
+
+    def eval_file(self, split: str = "test", suffix: str = "json") -> Path:
+        return self.path / f"eval_{split}.{suffix}"
+
+    def samples_file(self, split: str = "test") -> Path:
+        return self.path / f"samples_{split}.json"
+
+    def resynthesis_dir(self, latents: str = "sample", split: str = "test") -> Path:
+        return self.path / (f"resynthesis-{latents}" + ("" if split == "test" else f"-{split}"))
+
+    def generation_dir(self) -> Path:
+        return self.path / "generation"
+
+    def forecast_file(self, task: str) -> Path:
+        return self.path / f"forecast_{task}.json"
+
+    # -- reading them back --------------------------------------------------------------------
+    @staticmethod
+    def _json(path: Path):
+        import json
+
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    @property
+    def is_run(self) -> bool:
+        """It has the ``config.yaml`` that training writes first."""
+        return (self.path / self.CONFIG).is_file()
+
+    @property
+    def finished(self) -> bool:
+        """Training ended (``metrics.json`` is written last)."""
+        return (self.path / self.METRICS).is_file()
+
+    def config(self):
+        """``config.yaml`` as a dict (``None`` when absent); :func:`load_run_config` for a ``TrainConfig``."""
+        import yaml
+
+        try:
+            return yaml.safe_load((self.path / self.CONFIG).read_text())
+        except (OSError, yaml.YAMLError):
+            return None
+
+    def metrics(self):
+        return self._json(self.path / self.METRICS)
+
+    def evaluation(self, split: str = "test"):
+        return self._json(self.eval_file(split))
+
+    def samples(self, split: str = "test"):
+        return self._json(self.samples_file(split))
+
+    def resynthesis(self, latents: str = "sample", split: str = "test"):
+        return self._json(self.resynthesis_dir(latents, split) / "summary.json")
+
+    def generation(self):
+        return self._json(self.generation_dir() / "generation.json")
+
+    def forecast(self, task: str):
+        return self._json(self.forecast_file(task))
+
+    def history(self):
+        """The per-epoch curves (:func:`~pyro_dssm.training.training_history`)."""
+        from .logs import training_history
+
+        return training_history(self.path)
