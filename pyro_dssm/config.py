@@ -224,10 +224,7 @@ _HELP = {
                 "speech, gaussian otherwise)",
     "init_output": "start the emission's output biases at the training data's statistics (log-odds, mean and "
                    "std, mean power) instead of PyTorch's default",
-    "data": "bach (shipped chorales), jsb, nottingham, musedata, piano, speech (shipped clips), asterisk, "
-            "librispeech-SUBSET, flame (LS4's stiff system, generated; flame-p3 .. flame-p10 for one p), "
-            "macro, ushcn, physionet (irregularly sampled, under the data root), "
-            "a Monash .tsf file, a .npy/.npz file, a .pickle, or a folder of MIDI/MusicXML or wav/flac files",
+    "data": "a registered corpus ({datasets}; pyro_dssm.data.registry), or {formats}",
     "data_root": "folder holding downloaded corpora (default: $PYRO_DSSM_DATA or ~/.cache/pyro-dssm)",
     "frames_per_quarter": "MIDI/MusicXML folders: time frames per quarter note",
     "max_sequences": "keep only the first N sequences of each split, for quick checks (default: all)",
@@ -286,6 +283,11 @@ def _help(name: str, default: Any) -> str:
         from .models import list_models
 
         text = text.format(models=", ".join(list_models()))
+    if "{datasets}" in text:
+        from .data.registry import _FORMATS, list_datasets
+
+        text = text.format(datasets=", ".join(list_datasets()),
+                           formats=", ".join(f.description for f in _FORMATS[:-1]) + " or " + _FORMATS[-1].description)
     if "{emissions}" in text:
         from .nn.emissions import list_emissions
 

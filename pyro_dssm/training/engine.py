@@ -43,7 +43,7 @@ from pyro.infer import TraceMeanField_ELBO
 
 from ..config import TrainConfig, config_for_resume, data_label, save_config
 from ..data.batching import length_sorted_batches
-from ..data.corpus import Corpus, length_buckets, load_arrays
+from ..data.corpus import Corpus, length_buckets
 from ..nn.emissions import default_emission, get_emission
 from ..utils import atomic_write_text, remove_stale_parts
 from .checkpoints import (AtomicCheckpointIO, _best_score, _epochs_done, _last_for_resume, _stopped_early,
@@ -60,81 +60,19 @@ __all__ = ["DSSMTask", "SequenceDataModule", "AtomicCheckpointIO", "build_corpus
            "load_run_config", "resume_run", "RunCSVLogger", "append_csv_row", "quiet_lightning", "VAL_METRIC",
            "VAL_RECON", "VAL_KL", "CachedJitTraceMeanField_ELBO"]
 
-MUSIC_BENCHMARKS = ("jsb", "nottingham", "musedata", "piano")
-MONASH = ("fred-md", "nn5-daily", "temperature-rain", "solar-weekly")
 
 
 # ----------------------------------------------------------------------------------------------
 # Building blocks
 # ----------------------------------------------------------------------------------------------
 
-def _speech_options(cfg: TrainConfig) -> Dict[str, Any]:
-    from ..data.speech import STFTConfig
-
-    return dict(stft_config=STFTConfig(cfg.sample_rate, cfg.stft_n_fft, cfg.stft_hop), seq_len=cfg.seq_len,
-                top_db=cfg.trim_db, speaker_disjoint=cfg.speaker_disjoint, seed=cfg.seed, max_files=cfg.max_files)
-
-
 def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
-    """The corpus named by ``cfg.data``: a shipped or downloaded corpus, a file or a folder."""
-    from ..data import music, speech
+    """The corpus named by ``cfg.data`` (:func:`pyro_dssm.data.registry.load_corpus`: a registered corpus,
+    or a file or folder of a registered format), cut to ``max_sequences`` and sub-sampled to
+    ``observed_fraction`` when the config says so."""
+    from ..data.registry import load_corpus
 
-    name = cfg.data
-    if name in ("bach", "bach_chorales"):
-        corpus = music.load_bach_chorales()
-    elif name.lower() in MUSIC_BENCHMARKS or name.lower() in ("jsb_chorales", "piano-midi", "piano_midi"):
-        corpus = music.load_benchmark(name, cfg.data_root)
-    elif name == "flame" or name.startswith("flame-p"):
-        from ..data.flame import FLAME_POWERS, load_flame
-
-        powers = FLAME_POWERS if name == "flame" else (int(name[len("flame-p"):]),)
-        corpus = load_flame(powers, seed=cfg.seed)
-    elif name in ("macro", "macrodata"):
-        from ..data.macro import load_macrodata
-
-        corpus = load_macrodata(seed=cfg.seed)
-    elif name in MONASH:
-        from ..data.monash import load_monash
-
-        corpus = load_monash(name, cfg.data_root, missing=cfg.series_missing, seed=cfg.seed)
-    elif name == "ushcn":
-        from ..data.irregular import load_ushcn
-
-        corpus = load_ushcn(cfg.data_root, seed=cfg.seed)
-    elif name == "physionet":
-        from ..data.irregular import load_physionet
-
-        corpus = load_physionet(cfg.data_root, seed=cfg.seed)
-    elif name in ("speech", "speech_clips"):
-        corpus = speech.load_shipped_speech(**_speech_options(cfg), log=log)
-    elif name in ("asterisk", "asterisk-en"):
-        from ..data.asterisk import load_asterisk
-
-        corpus = load_asterisk(cfg.data_root, **_speech_options(cfg), log=log)
-    elif name.startswith("librispeech-"):
-        corpus = speech.load_librispeech(name[len("librispeech-"):], cfg.data_root, **_speech_options(cfg), log=log)
-    else:
-        path = Path(name)
-        if path.is_dir() and speech.find_audio_files(path):
-            corpus = speech.load_speech_folder(path, **_speech_options(cfg), log=log)
-        elif path.is_dir():
-            corpus = music.load_music_folder(path, cfg.frames_per_quarter, seed=cfg.seed)
-        elif path.suffix.lower() in (".pickle", ".pkl"):
-            corpus = music.load_boulanger_pickle(path)
-        elif path.suffix.lower() in (".npy", ".npz"):
-            corpus = load_arrays(path, seed=cfg.seed, missing=True)  # NaN: unobserved (LS4 only)
-        elif path.suffix.lower() == ".tsf":
-            from ..data.monash import load_tsf
-
-            corpus = load_tsf(path, normalise=cfg.series_normalise, missing=cfg.series_missing, seed=cfg.seed)
-        elif not path.exists():
-            raise FileNotFoundError(
-                f"data {name!r} is neither a known corpus (bach, {', '.join(MUSIC_BENCHMARKS)}, speech, asterisk, "
-                f"librispeech-SUBSET, flame, flame-pP, macro, {', '.join(MONASH)}, ushcn, physionet) nor an "
-                "existing file or folder")
-        else:
-            raise ValueError(f"don't know how to read {name!r}: use a .npy/.npz array, a Boulanger .pickle, a "
-                             "Monash .tsf file or a folder of MIDI/MusicXML or wav/flac files")
+    corpus = load_corpus(cfg.data, cfg, data_root=cfg.data_root, seed=cfg.seed, log=log)
     if cfg.max_sequences is not None:
         corpus = corpus.head(cfg.max_sequences)
     if cfg.observed_fraction < 1:
