@@ -1,5 +1,8 @@
 """Speech corpora as STFT power spectrograms: the input pipeline of the taxonomy paper's Table I.
 
+(About 480 lines: the analysis, the per-corpus cache and the LibriSpeech/folder loaders share one
+STFT definition, which a split would have to import from a third place; kept together.)
+
 App. C of [1]: 16 kHz speech, a 64 ms (1024-sample) sine window, 513-bin
 discrete Fourier spectra, power spectrograms ``|S|^2``, training sequences of
 50 frames. The paper says "25% overlap"; its code and the common practice

@@ -1,5 +1,8 @@
 r"""LS4: the latent S4 model of Zhou et al. [1] as a Pyro model/guide pair.
 
+(About 450 lines, kept in one module: the model, its guide, the path distributions whose
+registered KL the ELBO uses, and the registry entry are one unit that is read together.)
+
 Generative model (eqs. 7, 10), ``n = 1..L``:
 
 .. math::

@@ -1,0 +1,295 @@
+"""Tables of finished runs: Table II (music), Table I (speech), LS4's Table 1 (generation), with the
+papers' numbers beside ours, prior-sample statistics, wall times, and the papers' claims judged
+over seeds (:func:`compare`).
+
+Every function takes *records*, the flat dicts of :func:`pyro_dssm.experiments.run_record`
+(one per finished run, plus ``config`` and ``seed``), and returns markdown.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Sequence
+
+from .metrics.stats import mean_std
+
+__all__ = ["aggregate", "render_table", "render_times", "compare", "music_claims", "render_claims",
+           "PAPER_MUSIC_JSB", "PAPER_SPEECH", "MODEL_ORDER", "NAMES", "FIELDS"]
+
+
+def _get(rec: Dict[str, Any], dotted: str):
+    cur: Any = rec
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def aggregate(records: Sequence[Dict[str, Any]], fields: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    """Per config: ``{field: mean_std(...)}`` over its seeds, plus model, guide, iaf and total wall time."""
+    cells: Dict[str, Dict[str, Any]] = {}
+    for rec in records:
+        cell = cells.setdefault(rec["config"], {"model": rec["model"], "guide": rec["guide"], "iaf": rec["iaf"],
+                                                "seeds": [], "_recs": []})
+        cell["seeds"].append(rec["seed"])
+        cell["_recs"].append(rec)
+    for cell in cells.values():
+        recs = cell.pop("_recs")
+        if len(recs) == 1:  # one run: keep its per-utterance 95% intervals (speech)
+            cell["_ci"] = {f"{split}.{k}": v for split in ("train", "test")
+                           for k, v in (recs[0].get(f"resynthesis_sample_{split}_ci") or {}).items()}
+        for f in fields:
+            cell[f] = mean_std([_get(r, f) for r in recs])
+        cell["train_seconds"] = sum(r.get("train_seconds") or 0.0 for r in recs)
+        cell["epochs_run"] = mean_std([r.get("epochs_run") for r in recs])
+    return cells
+
+
+# -- tables --------------------------------------------------------------------------------------
+
+#: Table II of the taxonomy paper, JSB column, "NLL (ELBO)": ArSSM reports the ELBO bound only
+PAPER_MUSIC_JSB = {("arssm", "partial"): (None, 7.46), ("arssm", "full"): (None, 7.17)}
+#: Table I of the taxonomy paper (LibriSpeech, test): (SI-SDR, PESQ, ESTOI) for (model, guide, IAF)
+PAPER_SPEECH = {
+    ("arssm", "partial", 0): (5.42, 1.69, 0.785), ("arssm", "full", 0): (5.132, 1.675, 0.795),
+    ("srnn", "partial", 0): (4.99, 1.60, 0.783), ("srnn", "full", 0): (5.146, 1.667, 0.788),
+    ("fssm", "partial", 0): (0.367, 1.17, 0.634), ("fssm", "full", 0): (1.46, 1.23, 0.691),
+    ("vrnn", "partial", 0): (3.32, 1.25, 0.687), ("vrnn", "full", 0): (3.23, 1.19, 0.664),
+    ("rssm", "partial", 0): (0.633, 1.18, 0.654), ("rssm", "full", 0): (0.787, 1.19, 0.663),
+    ("arssm", "partial", 3): (5.24, 1.65, 0.791), ("arssm", "full", 3): (5.56, 1.70, 0.802),
+    ("srnn", "partial", 3): (5.73, 1.70, 0.795), ("srnn", "full", 3): (4.31, 1.42, 0.770),
+    ("fssm", "partial", 3): (1.44, 1.23, 0.688), ("fssm", "full", 3): (1.55, 1.25, 0.706),
+    ("vrnn", "partial", 3): (2.09, 1.13, 0.601), ("vrnn", "full", 3): (2.80, 1.16, 0.623),
+    ("rssm", "partial", 3): (1.30, 1.20, 0.665), ("rssm", "full", 3): (1.47, 1.20, 0.670),
+}
+MODEL_ORDER = ("arssm", "srnn", "vrnn", "fssm", "rssm", "dmm", "ls4")
+NAMES = {"arssm": "ArSSM", "srnn": "SRNN", "vrnn": "VRNN", "fssm": "FSSM", "rssm": "RSSM", "dmm": "DMM",
+         "ls4": "LS4"}
+
+
+def _fmt(ms: Optional[Dict[str, float]], digits: int = 2) -> str:
+    if not ms or not ms.get("n"):
+        return "–"
+    if ms["n"] == 1:
+        return f"{ms['mean']:.{digits}f}"
+    return f"{ms['mean']:.{digits}f} ± {ms['std']:.{digits}f}"
+
+
+def _epochs(ms: Optional[Dict[str, float]]) -> str:
+    return f"{ms['mean']:.0f}" if ms and ms.get("n") else "–"
+
+
+def _row_keys(cells: Dict[str, Dict[str, Any]]):
+    keys = sorted({(c["model"], c["iaf"]) for c in cells.values()},
+                  key=lambda k: (k[1], MODEL_ORDER.index(k[0]) if k[0] in MODEL_ORDER else 99, k[0]))
+    return keys
+
+
+def _cell(cells, model, guide, iaf):
+    for c in cells.values():
+        if (c["model"], c["guide"], c["iaf"]) == (model, guide, iaf):
+            return c
+    return None
+
+
+def _music_table(cells, baselines: Sequence[Dict[str, Any]] = ()) -> str:
+    lines = ["| model | PA: −ELBO/step | PA: NLL/step (IWAE) | FA: −ELBO/step | FA: NLL/step (IWAE) "
+             "| paper JSB (PA / FA, −ELBO) | seeds | epochs |",
+             "|---|---|---|---|---|---|---|---|"]
+    for model, iaf in _row_keys(cells):
+        entries, seeds, epochs = [], set(), []
+        for guide in ("partial", "full"):
+            c = _cell(cells, model, guide, iaf)
+            entries += [_fmt(c and c["eval_test.nelbo_per_step"]), _fmt(c and c["eval_test.nll_per_step"])]
+            if c:
+                seeds.add(len(c["seeds"]))
+                epochs.append(_epochs(c["epochs_run"]))
+        paper = [PAPER_MUSIC_JSB.get((model, g)) for g in ("partial", "full")] if not iaf else [None, None]
+        ptxt = " / ".join(f"{p[1]:.2f}" if p else "–" for p in paper) if any(paper) else "–"
+        name = NAMES.get(model, model) + (f" + {iaf} IAF" if iaf else "")
+        lines.append(f"| {name} | " + " | ".join(entries) + f" | {ptxt} | {'/'.join(map(str, sorted(seeds)))} "
+                     f"| {' / '.join(epochs)} |")
+    for name, label in (("independent_keys", "independent keys (exact NLL)"), ("gru", "GRU language model")):
+        recs = [b for b in baselines if b["baseline"] == name]
+        if not recs:
+            continue
+        if name == "gru":
+            label += (f", width {recs[0]['width']}" if recs[0].get("width") else "") + " (exact NLL)"
+        nll = _fmt(mean_std([b["test_nll_per_step"] for b in recs]))
+        epochs = _epochs(mean_std([b.get("epochs_run") for b in recs])) if name == "gru" else "–"
+        lines.append(f"| {label} | – | {nll} | – | {nll} | – | {len(recs)} | {epochs} |")
+    return "\n".join(lines)
+
+
+def _sample_table(cells) -> str:
+    """Prior samples' polyphony and held notes (against the data), and how much the posterior carries."""
+    real = next((c["real_test.held_share"] for c in cells.values() if c["real_test.held_share"]["n"]), None)
+    real_npf = next((c["real_test.notes_per_frame"] for c in cells.values()
+                     if c["real_test.notes_per_frame"]["n"]), None)
+    if real is None:
+        return ""
+    lines = [f"| model | held-note share PA / FA (data {real['mean']:.3f}) | notes per frame PA / FA "
+             f"(data {real_npf['mean']:.2f}) | validation KL per step PA / FA (nats) |", "|---|---|---|---|"]
+    for model, iaf in _row_keys(cells):
+        cols = []
+        for key, d in (("samples_test.held_share", 3), ("samples_test.notes_per_frame", 2), ("val_kl_per_step", 2)):
+            pair = [_cell(cells, model, g, iaf) for g in ("partial", "full")]
+            cols.append(" / ".join(_fmt(c and c[key], d) for c in pair))
+        name = NAMES.get(model, model) + (f" + {iaf} IAF" if iaf else "")
+        lines.append(f"| {name} | " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
+def _speech_table(cells) -> str:
+    metrics = (("si_sdr", "SI-SDR (dB)", 2), ("pesq_wb", "PESQ-WB", 2), ("estoi", "ESTOI", 3))
+    # one seed: mean [95% interval over the utterances]; several: mean ± std over seeds
+    lines = ["| model | split | " + " | ".join(f"{h} PA / FA" for _, h, _ in metrics)
+             + " | paper test (PA / FA): SI-SDR, PESQ, ESTOI |",
+             "|---|---|" + "---|" * len(metrics) + "---|"]
+    for model, iaf in _row_keys(cells):
+        name = NAMES.get(model, model) + (f" + {iaf} IAF" if iaf else "")
+        for split in ("train", "test"):
+            entries = []
+            for key, _, d in metrics:
+                pair = []
+                for guide in ("partial", "full"):
+                    c = _cell(cells, model, guide, iaf)
+                    text = _fmt(c and c.get(f"resynthesis_sample_{split}.{key}"), d)
+                    ci = c and c.get("_ci", {}).get(f"{split}.{key}")
+                    if ci and c[f"resynthesis_sample_{split}.{key}"]["n"] == 1:  # one run: its interval over utterances
+                        text += f" [{ci[0]:.{d}f}, {ci[1]:.{d}f}]"
+                    pair.append(text)
+                entries.append(" / ".join(pair))
+            paper = ""
+            if split == "test":
+                pp = [PAPER_SPEECH.get((model, g, iaf)) for g in ("partial", "full")]
+                if all(pp):
+                    paper = ", ".join(f"{a:g} / {b:g}" for a, b in zip(pp[0], pp[1]))
+            lines.append(f"| {name} | {split} | " + " | ".join(entries) + f" | {paper or '–'} |")
+    return "\n".join(lines)
+
+
+def _generation_table(cells_by_data: Dict[str, Dict[str, Dict[str, Any]]]) -> str:
+    lines = ["| data | model | Marginal ↓ | Class. ↑ | Prediction ↓ | seeds | epochs |",
+             "|---|---|---|---|---|---|---|"]
+    for data, cells in cells_by_data.items():
+        # LS4 first: the model the table is about, then its baselines
+        for c in sorted(cells.values(), key=lambda c: (c["model"] != "ls4", MODEL_ORDER.index(c["model"])
+                                                        if c["model"] in MODEL_ORDER else 99)):
+            lines.append(f"| {data} | {NAMES.get(c['model'], c['model'])} | "
+                         f"{_fmt(c['generation.marginal'], 4)} | {_fmt(c['generation.classification'], 4)} | "
+                         f"{_fmt(c['generation.prediction'], 4)} | {len(c['seeds'])} | {_epochs(c['epochs_run'])} |")
+    return "\n".join(lines)
+
+
+FIELDS = {
+    "music": ("eval_test.nelbo_per_step", "eval_test.nll_per_step", "test_nelbo_per_step", "samples_test.held_share",
+              "samples_test.notes_per_frame", "real_test.held_share", "real_test.notes_per_frame", "val_kl_per_step"),
+    "speech": tuple(f"resynthesis_sample_{s}.{m}" for s in ("train", "test") for m in ("si_sdr", "pesq_wb", "estoi")),
+    "generation": ("generation.marginal", "generation.classification", "generation.prediction"),
+}
+
+
+def render_table(kind: str, records: Sequence[Dict[str, Any]], baselines: Sequence[Dict[str, Any]] = ()) -> str:
+    """The markdown table of an experiment's finished runs (mean ± std over seeds); for music with the
+    baseline rows of :func:`run_baselines` and, when evaluated, a second table of prior samples."""
+    if kind == "generation":
+        by_data: Dict[str, List[Dict[str, Any]]] = {}
+        for r in records:
+            by_data.setdefault(r["data"], []).append(r)
+        return _generation_table({d: aggregate(rs, FIELDS[kind]) for d, rs in by_data.items()})
+    cells = aggregate(records, FIELDS[kind])
+    if kind != "music":
+        return _speech_table(cells)
+    samples = _sample_table(cells)
+    claims = render_claims(music_claims(records, baselines))
+    return (_music_table(cells, baselines)
+            + (f"\n\nPrior samples (as many as test chorales, of their lengths) and posterior use:\n\n{samples}"
+               if samples else "")
+            + "\n\nThe papers' claims, judged over seeds (gap: the second's score minus the first's, test −ELBO per "
+              "step unless named; confirmed when the gap exceeds twice its standard error):\n\n" + claims)
+
+
+def compare(better: Sequence[float], worse: Sequence[float], *, margin: float = 2.0) -> Dict[str, Any]:
+    """Is ``mean(better) < mean(worse)`` (lower is better), beyond seed noise?
+
+    ``diff = mean(worse) - mean(better)`` and its standard error from the two samples' standard
+    deviations (a side with one seed borrows the other side's). The claim is ``confirmed`` when
+    ``diff > margin * se``, ``contradicted`` when ``diff < -margin * se``, else ``within noise``;
+    with one seed on both sides there is no noise estimate: ``one seed``.
+    """
+    a = [float(v) for v in better if v is not None and math.isfinite(float(v))]
+    b = [float(v) for v in worse if v is not None and math.isfinite(float(v))]
+    if not a or not b:
+        return {"verdict": "not run", "diff": float("nan"), "se": float("nan"), "n": (len(a), len(b))}
+    ma, mb = mean_std(a), mean_std(b)
+    diff = mb["mean"] - ma["mean"]
+    if len(a) < 2 and len(b) < 2:
+        return {"verdict": "one seed", "diff": diff, "se": float("nan"), "n": (1, 1)}
+    sa = ma["std"] if len(a) > 1 else mb["std"]
+    sb = mb["std"] if len(b) > 1 else ma["std"]
+    se = math.sqrt(sa ** 2 / len(a) + sb ** 2 / len(b))
+    verdict = ("confirmed" if diff > margin * se else "contradicted" if diff < -margin * se else "within noise")
+    return {"verdict": verdict, "diff": diff, "se": se, "n": (len(a), len(b))}
+
+
+def music_claims(records: Sequence[Dict[str, Any]], baselines: Sequence[Dict[str, Any]] = (),
+                 field: str = "eval_test.nelbo_per_step") -> List[Dict[str, Any]]:
+    """The papers' music claims, each judged by :func:`compare` over seeds (test ``field``, lower is better):
+    full alignment ahead of partial (Sec. II-B), IAFs ahead of none (Sec. II-C), the autoregressive
+    models (ArSSM, SRNN, VRNN) ahead of FSSM and RSSM, and every latent model ahead of the GRU baseline
+    (its exact NLL against the model's IWAE NLL)."""
+    def vals(model, guide, iaf, f=field):
+        return [_get(r, f) for r in records if (r["model"], r["guide"], r["iaf"]) == (model, guide, iaf)]
+
+    present = {(r["model"], r["iaf"]) for r in records}
+    claims = []
+    for model, iaf in sorted(present, key=lambda k: (k[1], MODEL_ORDER.index(k[0]) if k[0] in MODEL_ORDER else 99)):
+        name = NAMES.get(model, model) + (f" + {iaf} IAF" if iaf else "")
+        claims.append({"claim": f"{name}: full alignment ≤ partial alignment",
+                       **compare(vals(model, "full", iaf), vals(model, "partial", iaf))})
+    for model, iaf in sorted(present):
+        if iaf:
+            for guide in ("partial", "full"):
+                claims.append({"claim": f"{NAMES.get(model, model)} {guide}: {iaf} IAF ≤ no IAF",
+                               **compare(vals(model, guide, iaf), vals(model, guide, 0))})
+    for ar in ("arssm", "srnn", "vrnn"):
+        for other in ("fssm", "rssm"):
+            if (ar, 0) in present and (other, 0) in present:
+                claims.append({"claim": f"{NAMES[ar]} ≤ {NAMES[other]} (full alignment)",
+                               **compare(vals(ar, "full", 0), vals(other, "full", 0))})
+    gru = [b["test_nll_per_step"] for b in baselines if b.get("baseline") == "gru"]
+    if gru:
+        for model, iaf in sorted(present, key=lambda k: (k[1], MODEL_ORDER.index(k[0]) if k[0] in MODEL_ORDER
+                                                         else 99)):
+            if not iaf:
+                claims.append({"claim": f"{NAMES.get(model, model)} (full, IWAE NLL) ≤ GRU language model (exact NLL)",
+                               **compare(vals(model, "full", 0, "eval_test.nll_per_step"), gru)})
+    return claims
+
+
+def render_claims(claims: Sequence[Dict[str, Any]]) -> str:
+    """Markdown: each claim, the gap (worse − better, nats per step) ± its standard error, the seeds, the verdict."""
+    lines = ["| claim | gap (nats/step) | seeds | verdict |", "|---|---|---|---|"]
+    for c in claims:
+        gap = "–" if not math.isfinite(c["diff"]) else (f"{c['diff']:+.3f}" + (
+            f" ± {c['se']:.3f}" if math.isfinite(c["se"]) else ""))
+        lines.append(f"| {c['claim']} | {gap} | {c['n'][0]} vs {c['n'][1]} | {c['verdict']} |")
+    return "\n".join(lines)
+
+
+def render_times(records: Sequence[Dict[str, Any]]) -> str:
+    """Markdown: per config, the seeds, epochs run and wall-clock minutes of training and evaluation per run."""
+    lines = ["| run config | seeds | epochs run (mean) | training min per run (mean) | evaluation min per run (mean) |",
+             "|---|---|---|---|---|"]
+    by: Dict[str, List[Dict[str, Any]]] = {}
+    for r in records:
+        by.setdefault(r["config"], []).append(r)
+    for config, rs in by.items():
+        train = mean_std([(r.get("train_seconds") or 0.0) / 60 for r in rs])
+        evals = mean_std([sum((v.get("seconds") or 0.0) for k, v in r.items() if k.startswith("eval_")
+                              and isinstance(v, dict)) / 60 for r in rs])
+        lines.append(f"| {config} | {len(rs)} | {_epochs(mean_std([r.get('epochs_run') for r in rs]))} | "
+                     f"{train['mean']:.1f} | {evals['mean']:.1f} |")
+    return "\n".join(lines)
