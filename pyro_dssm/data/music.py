@@ -1,6 +1,9 @@
 """Polyphonic music as binary piano rolls ``(T, 88)``: the four benchmark corpora,
 MIDI/MusicXML folders and the Bach chorales that ship with the package.
 
+(About 500 lines: the piano-roll definition is shared by the pickles, MIDI/MusicXML folders, the
+shipped chorales and MIDI export; each part is short, and they are read together.)
+
 A piano roll has one row per time frame and one column per piano key, MIDI
 notes 21 (A0) .. 108 (C8); ``roll[t, k] = 1`` when note ``21 + k`` sounds at
 frame ``t``. This is the representation of Boulanger-Lewandowski et al. (2012)

@@ -1,5 +1,8 @@
 """Neural building blocks of the DSSM family.
 
+(About 550 lines: every head shares the hoisted per-step form of :func:`head_steps`, which is the
+reason they sit in one module; the emission families are in :mod:`pyro_dssm.nn.emissions`.)
+
 Each module names the factor of the taxonomy paper [1] that it parameterises.
 Tensors carry arbitrary leading batch dimensions ``*batch`` (the batch ``B``,
 and a particle dimension in front of it under vectorised ELBOs); the last
