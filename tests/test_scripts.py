@@ -258,3 +258,24 @@ def test_download_script_offline_message(tmp_path):
     assert r.returncode == 2 and "allow-unverified" in r.stderr.replace("_", "-")
     r = script("download_music.py", "bogus", env=env)
     assert r.returncode == 2 and "unknown music benchmark" in r.stderr
+
+
+def test_archive_runs_keeps_finished_runs_small_files_and_no_checkpoints(tmp_path):
+    src, dest = tmp_path / "grid", tmp_path / "kept"
+    done, running = src / "arssm-full" / "seed0", src / "arssm-full" / "seed1"
+    for run in (done, running):
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "config.yaml").write_text("model: arssm\n")
+        (run / "checkpoints" / "last.ckpt").write_bytes(b"x" * 100)
+    (done / "metrics.json").write_text("{}")
+    (done / "eval_test.json").write_text("{}")
+    (done / "logs").mkdir()
+    (done / "logs" / "metrics.csv").write_text("epoch\n")
+    (src / "table.md").write_text("| t |")
+    (src / "baselines").mkdir()
+    (src / "baselines" / "gru-seed0.json").write_text("{}")
+    r = script("archive_runs.py", src, dest)
+    assert r.returncode == 0 and "summaries of 1 finished runs" in r.stdout
+    kept = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert kept == ["arssm-full/seed0/config.yaml", "arssm-full/seed0/eval_test.json", "arssm-full/seed0/logs/metrics.csv",
+                    "arssm-full/seed0/metrics.json", "baselines/gru-seed0.json", "table.md"]
