@@ -6,7 +6,6 @@ from pathlib import Path
 
 from ..config import TrainConfig, load_config
 from ..data.corpus import Corpus
-from .checkpoints import check_checkpoint, load_weights
 
 
 # How runs saved before a field existed were trained: a resume continues them that way.
@@ -20,6 +19,8 @@ def load_run_config(run_dir) -> TrainConfig:
     batches (before length bucketing), and ``z_1`` from the transition (``initial: transition``)
     when its checkpoints have no learned initial distribution.
     """
+    from .checkpoints import check_checkpoint
+
     run_dir = Path(run_dir)
     path = run_dir / "config.yaml"
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -36,6 +37,7 @@ def load_run_config(run_dir) -> TrainConfig:
 def _with_initial_of_checkpoints(cfg: TrainConfig, run_dir: Path) -> TrainConfig:
     """``initial: transition`` for a DSSM run whose checkpoints predate the learned ``p(z_1)``."""
     from ..models.registry import model_capabilities
+    from .checkpoints import check_checkpoint
 
     if not model_capabilities(cfg.model)["learned_initial"] or "initial" in cfg.model_options:
         return cfg
@@ -68,6 +70,7 @@ def load_run(run_dir, checkpoint: str = "best", jit: bool = False):
     path = Path(checkpoint) if checkpoint not in ("best", "last") else run_dir / "checkpoints" / f"{checkpoint}.ckpt"
     if checkpoint == "best" and not path.is_file():
         path = run_dir / "checkpoints" / "last.ckpt"
+    from .checkpoints import load_weights
     from .engine import _prepare
 
     corpus, _, task, _ = _prepare(cfg)
