@@ -407,6 +407,7 @@ def _decay_run(tmp_path, rolls, out, epochs, resume=False, **extra):
     return torch.load(tmp_path / out / "checkpoints" / "last.ckpt", weights_only=True)
 
 
+@pytest.mark.slow  # about half a minute or more; CI's default run stays under 15 minutes
 def test_the_learning_rate_halves_after_each_validation_without_improvement_and_resumes(tmp_path, short_rolls):
     from pyro_dssm.training import training_history
 

@@ -27,6 +27,7 @@ def lgssm_study():
     return model, corpus, before, res
 
 
+@pytest.mark.slow  # about half a minute or more; CI's default run stays under 15 minutes
 def test_the_log_likelihood_estimate_matches_the_kalman_filter(lgssm_study):
     model, corpus, _, res = lgssm_study
     x, mask = pad_sequences(corpus.splits["test"])
@@ -41,6 +42,7 @@ def test_the_log_likelihood_estimate_matches_the_kalman_filter(lgssm_study):
         assert row["fit"]["best_epoch"] >= 5  # the guide learnt: later epochs were better than the first
 
 
+@pytest.mark.slow  # about half a minute or more; CI's default run stays under 15 minutes
 def test_the_teacher_stays_frozen_and_the_table_is_sorted_by_gap(lgssm_study):
     model, _, before, res = lgssm_study
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
@@ -88,6 +90,7 @@ def test_teacher_corpus_rejects_bad_sizes(sizes, length):
         teacher_corpus(linear_gaussian_dssm(2, 3), sizes=sizes, length=length)
 
 
+@pytest.mark.slow  # about half a minute or more; CI's default run stays under 15 minutes
 def test_the_script_runs_on_a_pretrained_teacher_and_names_bad_guides(tmp_path):
     r = script("guide_study.py", "arssm-full-bach", "--guides", "B", "--iafs", "0", "--ks", "5", "--epochs", "1",
                "--train", "6", "--valid", "3", "--test", "3", "--length", "8", "--out", tmp_path)

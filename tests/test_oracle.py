@@ -181,6 +181,7 @@ def broad_fits():
     return {r["initial"]: r for r in records}
 
 
+@pytest.mark.slow  # about half a minute or more; CI's default run stays under 15 minutes
 def test_learned_initial_distribution_fits_a_broad_initial_state(broad_fits):
     """Kalman log p(x) of the *learned* linear HMM within 0.05 nats/step of the truth (test data), ELBO below it.
 

@@ -573,6 +573,7 @@ def test_piano_roll_axes_are_labelled():
     assert not empty.axison
 
 
+@pytest.mark.slow  # about half a minute or more; CI's default run stays under 15 minutes
 def test_a_run_from_before_the_learned_initial_distribution_loads_and_resumes(tmp_path, short_rolls):
     """Checkpoints without p(z_1) (z_1 from the transition, a learned z_0) evaluate and resume as they were trained."""
     from pyro_dssm.training.engine import load_run, load_run_config

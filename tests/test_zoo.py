@@ -132,6 +132,7 @@ def test_sample_stats_refuse_real_valued_models():
         music_sample_stats(create_model("vrnn", x_dim=2, emission="gaussian", z_dim=2, h_dim=4, hidden_dim=4), c)
 
 
+@pytest.mark.slow  # about half a minute or more; CI's default run stays under 15 minutes
 def test_evaluate_runs_a_pretrained_model_on_a_midi_folder_with_the_runs_preprocessing(tmp_path):
     test = load_bach_chorales().splits["test"][:4]
     folder = tmp_path / "midi"

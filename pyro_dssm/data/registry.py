@@ -137,6 +137,10 @@ def load_corpus(data: str, source: Any, *, data_root=None, seed: int = 0, log=No
     if entry is not None:
         return entry.loader(data, dataset_options(entry.options, source), data_root=data_root, seed=seed, log=log)
     path = Path(data)
+    if not path.exists():
+        for fmt in _FORMATS:  # a file named by its format's suffix: its loader says what is missing
+            if fmt.match(path):
+                return fmt.loader(path, dataset_options(fmt.options, source), seed=seed, log=log)
     if path.exists():
         for fmt in _FORMATS:
             if fmt.match(path):
