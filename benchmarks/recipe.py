@@ -76,7 +76,7 @@ def train_latent(job: Dict[str, Any]) -> Dict[str, Any]:
             res = evaluate_split(task.model, task.guide, test, batch_size=70, elbo_particles=1, seed=0)
             curve.append(res["nelbo_per_step"])
 
-    cfg = TrainConfig(**job["config"])
+    cfg = TrainConfig.from_dict(job["config"])
     from pyro_dssm.training.engine import build_corpus
 
     test = build_corpus(cfg).splits["test"]
@@ -139,8 +139,8 @@ def main(argv=None) -> int:
     corpus = load_bach_chorales()
     plateau = independent_keys_nll(corpus.splits["train"], corpus.splits["test"])
     overrides = _parse_set(args.set)
-    base = TrainConfig(epochs=args.epochs, guide=args.guide, progress=False, init_output=not args.no_init_output,
-                       **overrides)
+    base = TrainConfig.from_dict({"epochs": args.epochs, "guide": args.guide, "progress": False,
+                                  "init_output": not args.no_init_output, **overrides})
     tmp_dir = tempfile.TemporaryDirectory(prefix="recipe-")
     tmp = tmp_dir.name
     jobs = []

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import glob
 import json
-import math
 import os
 import platform
 import subprocess
@@ -50,8 +49,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
+from .cli.flags import config_flags
 from .metrics.stats import mean_std
-from .tables import aggregate, compare, music_claims, render_claims, render_table, render_times
+from .tables import aggregate, compare, music_claims, render_claims, render_table, render_times, run_record
 
 __all__ = ["KINDS", "Experiment", "RunPlan", "load_experiment", "plan_runs", "execute", "collect", "aggregate",
            "render_table", "render_times", "machine_info", "mean_std", "REPO_ROOT", "BASELINES", "run_baselines",
@@ -159,20 +159,6 @@ def load_experiment(path: Union[str, os.PathLike]) -> Experiment:
     return Experiment(**raw, path=str(path))
 
 
-def _flags(overrides: Dict[str, Any]) -> List[str]:
-    """``{"batch_size": 20, "progress": False}`` -> ``["--batch-size", "20", "--no-progress"]``."""
-    out: List[str] = []
-    for k, v in overrides.items():
-        flag = "--" + k.replace("_", "-")
-        if isinstance(v, bool):
-            out.append(flag if v else "--no-" + k.replace("_", "-"))
-        elif k == "model_options":
-            out += [a for kk, vv in v.items() for a in ("--model-option", f"{kk}={json.dumps(vv)}")]
-        else:
-            out += [flag, str(v)]
-    return out
-
-
 @dataclass
 class RunPlan:
     """One (config, seed) pair: where it runs and the commands that train and evaluate it."""
@@ -224,7 +210,7 @@ def plan_runs(exp: Experiment, profile: str, *, seeds: Optional[Sequence[int]] =
     for s in seeds if seeds is not None else exp.seeds:  # seed-major: a cut-short run still covers every config
         for f in files:
             run_dir = out / f.stem / f"seed{s}"
-            args = ["--config", str(f), *_flags(exp.profile(profile, f.stem)), "--seed", str(s), "--out",
+            args = ["--config", str(f), *config_flags(exp.profile(profile, f.stem)), "--seed", str(s), "--out",
                     str(run_dir), "--no-progress"]
             plans.append(RunPlan(f, s, run_dir, args, list(exp.evaluate)))
     return plans
@@ -330,63 +316,12 @@ def collect(plans: Sequence[RunPlan]) -> List[Dict[str, Any]]:
     return records
 
 
-def run_record(run_dir) -> Optional[Dict[str, Any]]:
-    """A finished run's numbers (:class:`~pyro_dssm.training.runs.RunDir`'s files), flat for the tables;
-    ``None`` for a run that has not finished training."""
-    from .training.runs import RunDir
-
-    run = RunDir(run_dir)
-    metrics, cfg = run.metrics(), run.config()
-    if metrics is None or cfg is None:
-        return None
-    rec: Dict[str, Any] = {"run_dir": str(run.path), "model": cfg["model"], "guide": cfg["guide"],
-                           "iaf": cfg.get("iaf", 0), "data": metrics.get("data", cfg["data"]),
-                           "epochs_run": metrics.get("epochs_run"), "train_seconds": metrics.get("train_seconds"),
-                           "test_nelbo_per_step": metrics.get("test_nelbo_per_step")}
-    for split in ("train", "valid", "test"):
-        ev = run.evaluation(split)
-        if ev:
-            rec[f"eval_{split}"] = {k: ev.get(k) for k in ("nelbo_per_step", "nll_per_step", "seconds",
-                                                            "iwae_particles", "elbo_particles")}
-        for latents in ("sample", "mean"):
-            summ = run.resynthesis(latents, split)
-            if summ:
-                rec[f"resynthesis_{latents}_{split}"] = {k: v["mean"] for k, v in summ["metrics"].items()}
-                rec[f"resynthesis_{latents}_{split}_ci"] = {
-                    k: [v["ci_low"], v["ci_high"]] for k, v in summ["metrics"].items()
-                    if v.get("ci_low") is not None and v.get("ci_high") is not None}
-    samples = run.samples("test")
-    if samples:
-        rec["samples_test"] = samples["samples"]
-        rec["real_test"] = samples["real"]
-    best = _best_epoch_kl(run.path)
-    if best is not None:
-        rec["val_kl_per_step"] = best
-    gen = run.generation()
-    if gen:
-        scores = gen.get("scores", {})
-        rec["generation"] = {k: scores[k] for k in ("marginal", "classification", "prediction") if k in scores}
-    return rec
-
-
-def _best_epoch_kl(run_dir: Path) -> Optional[float]:
-    """The validation KL per step (nats) at the run's best validation epoch, if it logged one."""
-    from .training import training_history
-
-    try:
-        h = training_history(run_dir)
-    except (FileNotFoundError, ValueError, KeyError):
-        return None
-    pairs = [(v, k) for v, k in zip(h["val"], h["val_kl"]) if math.isfinite(v) and math.isfinite(k)]
-    return min(pairs)[1] if pairs else None
-
-
 def baseline_settings(exp: Experiment, profile: str, root: Union[str, os.PathLike] = REPO_ROOT) -> Dict[str, Any]:
     """The recipe of the GRU baseline: the first run config's data, width (``h_dim``) and optimiser,
     with the profile's overrides (the latent models' recipe)."""
-    from .config import TrainConfig, load_config
+    from .config import TrainConfig, load_config, merge_fields
 
-    cfg = TrainConfig.from_dict({**load_config(exp.config_files(root)[0]), **exp.profile(profile)})
+    cfg = TrainConfig.from_dict(merge_fields(load_config(exp.config_files(root)[0]), exp.profile(profile)))
     return {"data": cfg.data, "width": cfg.h_dim, "lr": cfg.lr, "batch_size": cfg.batch_size,
             "clip_norm": cfg.clip_norm, "epochs": cfg.epochs, "patience": cfg.patience,
             "init_output": cfg.init_output}

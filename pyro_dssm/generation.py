@@ -64,7 +64,9 @@ def evaluate_generation(model, corpus, out_dir, *, split: str = "test", num_samp
               "prediction": prediction_score(real, fake, horizon=horizon, epochs=probe_epochs, seed=seed)}
     report = {"split": split, "real": len(real), "generated": n, "length": real.shape[1], "horizon": horizon,
               "probe_epochs": probe_epochs, "seed": seed, "scores": scores}
-    atomic_write_text(out_dir / "generation.json", json.dumps(report, indent=2))
+    from .training.runs import RunDir
+
+    atomic_write_text(out_dir / RunDir.GENERATION, json.dumps(report, indent=2))
     if figure:
         plot_generation(real, fake, out_dir / "generation.png")
     if log:

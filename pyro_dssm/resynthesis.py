@@ -277,7 +277,9 @@ def evaluate_resynthesis(model, guide, corpus, out_dir, *, latents: str = "sampl
                "stft": {"sample_rate": cfg.sample_rate, "n_fft": cfg.n_fft, "hop": cfg.hop, "window": "sine"},
                "pesq_mode": "wide band (P.862.2)", "estoi": "pystoi, extended=True", "seed": seed,
                "split": split}
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
+    from .training.runs import RunDir
+
+    atomic_write_text(out_dir / RunDir.SUMMARY, json.dumps(summary, indent=2))
     if figure_items:
         k = min(figure_items, len(items))
         plot_mel_spectrograms(items[:k], names[:k], cfg, out_dir / "mel_spectrograms.png")

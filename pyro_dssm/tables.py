@@ -1,9 +1,19 @@
-"""Tables of finished runs: Table II (music), Table I (speech), LS4's Table 1 (generation), with the
-papers' numbers beside ours, prior-sample statistics, wall times, and the papers' claims judged
-over seeds (:func:`compare`).
+"""Tables of runs: Table II (music), Table I (speech), LS4's Tables 1 and 2 (generation, forecasting).
 
-Every function takes *records*, the flat dicts of :func:`pyro_dssm.experiments.run_record`
-(one per finished run, plus ``config`` and ``seed``), and returns markdown.
+Every table is rendered by :func:`render_table` from *records*, the flat dicts of
+:meth:`RunDir.record <pyro_dssm.training.runs.RunDir.record>` (one per run directory), in one
+of two layouts:
+
+- ``"experiment"`` (``pyro-dssm reproduce``): one row per model, mean ± std over seeds, the
+  papers' numbers beside ours, prior-sample statistics, and the papers' claims judged over
+  seeds (:func:`compare`);
+- ``"paper"`` (:mod:`pyro_dssm.paper_tables`; ``scripts/results_table.py``, ``speech_table.py``,
+  ``generation_table.py``): the
+  papers' own shape (Table II: one column per dataset, ``NLL (ELBO)``; Table I: partial/full
+  cells with the best bold; LS4's tables: one column per model, the best of each row bold),
+  each cell the mean over the runs given for it.
+
+Models are always listed in :data:`MODEL_ORDER` and named by :data:`NAMES`.
 """
 
 from __future__ import annotations
@@ -13,8 +23,15 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .metrics.stats import mean_std
 
-__all__ = ["aggregate", "render_table", "render_times", "compare", "music_claims", "render_claims",
+__all__ = ["aggregate", "render_table", "render_times", "compare", "music_claims", "render_claims", "run_record",
            "PAPER_MUSIC_JSB", "PAPER_SPEECH", "MODEL_ORDER", "NAMES", "FIELDS"]
+
+
+def run_record(run_dir, *, finished: bool = True) -> Optional[Dict[str, Any]]:
+    """A run's numbers, flat for the tables (:meth:`~pyro_dssm.training.runs.RunDir.record`)."""
+    from .training.runs import RunDir
+
+    return RunDir(run_dir).record(finished=finished)
 
 
 def _get(rec: Dict[str, Any], dotted: str):
@@ -68,6 +85,11 @@ NAMES = {"arssm": "ArSSM", "srnn": "SRNN", "vrnn": "VRNN", "fssm": "FSSM", "rssm
          "ls4": "LS4"}
 
 
+def _model_key(model: str):
+    """Sort key: :data:`MODEL_ORDER`, then any other model by name."""
+    return (MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER), model)
+
+
 def _fmt(ms: Optional[Dict[str, float]], digits: int = 2) -> str:
     if not ms or not ms.get("n"):
         return "–"
@@ -81,8 +103,7 @@ def _epochs(ms: Optional[Dict[str, float]]) -> str:
 
 
 def _row_keys(cells: Dict[str, Dict[str, Any]]):
-    keys = sorted({(c["model"], c["iaf"]) for c in cells.values()},
-                  key=lambda k: (k[1], MODEL_ORDER.index(k[0]) if k[0] in MODEL_ORDER else 99, k[0]))
+    keys = sorted({(c["model"], c["iaf"]) for c in cells.values()}, key=lambda k: (k[1], _model_key(k[0])))
     return keys
 
 
@@ -175,8 +196,7 @@ def _generation_table(cells_by_data: Dict[str, Dict[str, Dict[str, Any]]]) -> st
              "|---|---|---|---|---|---|---|"]
     for data, cells in cells_by_data.items():
         # LS4 first: the model the table is about, then its baselines
-        for c in sorted(cells.values(), key=lambda c: (c["model"] != "ls4", MODEL_ORDER.index(c["model"])
-                                                        if c["model"] in MODEL_ORDER else 99)):
+        for c in sorted(cells.values(), key=lambda c: (c["model"] != "ls4", _model_key(c["model"]))):
             lines.append(f"| {data} | {NAMES.get(c['model'], c['model'])} | "
                          f"{_fmt(c['generation.marginal'], 4)} | {_fmt(c['generation.classification'], 4)} | "
                          f"{_fmt(c['generation.prediction'], 4)} | {len(c['seeds'])} | {_epochs(c['epochs_run'])} |")
@@ -191,9 +211,26 @@ FIELDS = {
 }
 
 
-def render_table(kind: str, records: Sequence[Dict[str, Any]], baselines: Sequence[Dict[str, Any]] = ()) -> str:
-    """The markdown table of an experiment's finished runs (mean ± std over seeds); for music with the
-    baseline rows of :func:`run_baselines` and, when evaluated, a second table of prior samples."""
+def render_table(kind: str, records: Sequence[Dict[str, Any]], baselines: Sequence[Dict[str, Any]] = (), *,
+                 layout: str = "experiment", stat: str = "mean", latents: str = "sample") -> str:
+    """The markdown table of ``records`` (:func:`run_record`).
+
+    Args:
+        kind: ``music``, ``speech``, ``generation`` or (``layout="paper"`` only) ``forecast``.
+        records: one per run.
+        baselines: music: the baseline rows of :func:`~pyro_dssm.experiments.run_baselines`.
+        layout: ``"experiment"``: mean ± std over seeds, the papers' numbers beside ours, for music a
+            second table of prior samples and the claims; ``"paper"``: the papers' own shape (see the
+            module docstring).
+        stat, latents: speech, ``layout="paper"``: the per-utterance mean or median, of the resynthesis
+            with sampled latents or posterior means.
+    """
+    if layout == "paper":
+        from .paper_tables import render_paper_table
+
+        return render_paper_table(kind, records, stat=stat, latents=latents)
+    if layout != "experiment":
+        raise ValueError(f"unknown table layout {layout!r}: experiment or paper")
     if kind == "generation":
         by_data: Dict[str, List[Dict[str, Any]]] = {}
         for r in records:
@@ -245,7 +282,7 @@ def music_claims(records: Sequence[Dict[str, Any]], baselines: Sequence[Dict[str
 
     present = {(r["model"], r["iaf"]) for r in records}
     claims = []
-    for model, iaf in sorted(present, key=lambda k: (k[1], MODEL_ORDER.index(k[0]) if k[0] in MODEL_ORDER else 99)):
+    for model, iaf in sorted(present, key=lambda k: (k[1], _model_key(k[0]))):
         name = NAMES.get(model, model) + (f" + {iaf} IAF" if iaf else "")
         claims.append({"claim": f"{name}: full alignment ≤ partial alignment",
                        **compare(vals(model, "full", iaf), vals(model, "partial", iaf))})
@@ -261,8 +298,7 @@ def music_claims(records: Sequence[Dict[str, Any]], baselines: Sequence[Dict[str
                                **compare(vals(ar, "full", 0), vals(other, "full", 0))})
     gru = [b["test_nll_per_step"] for b in baselines if b.get("baseline") == "gru"]
     if gru:
-        for model, iaf in sorted(present, key=lambda k: (k[1], MODEL_ORDER.index(k[0]) if k[0] in MODEL_ORDER
-                                                         else 99)):
+        for model, iaf in sorted(present, key=lambda k: (k[1], _model_key(k[0]))):
             if not iaf:
                 claims.append({"claim": f"{NAMES.get(model, model)} (full, IWAE NLL) ≤ GRU language model (exact NLL)",
                                **compare(vals(model, "full", 0, "eval_test.nll_per_step"), gru)})

@@ -14,7 +14,8 @@ import torch
 import pyro
 from pyro.infer import TraceMeanField_ELBO
 
-from pyro_dssm.config import TrainConfig, add_config_arguments, load_config, resolve_config
+from pyro_dssm.cli.flags import add_config_arguments, resolve_config
+from pyro_dssm.config import TrainConfig, load_config
 from pyro_dssm.data import Corpus, PadCollate, pad_sequences
 from pyro_dssm.training.engine import (AtomicCheckpointIO, DSSMTask, SequenceDataModule, build_model_and_guide,
                                        check_checkpoint)
@@ -51,13 +52,13 @@ def test_config_errors(tmp_path):
     with pytest.raises(ValueError, match="min_annealing"):
         TrainConfig(min_annealing=0)
     with pytest.raises(ValueError, match=r"hop \(2048\) must not exceed the window length n_fft \(1024\)"):
-        TrainConfig(stft_hop=2048)
+        TrainConfig(data_options={"stft_hop": 2048})
     with pytest.raises(ValueError, match="'seq_len' must be a positive integer"):
-        TrainConfig(seq_len=0)
+        TrainConfig(data_options={"seq_len": 0})
     with pytest.raises(ValueError, match="max_files must be a positive integer"):
-        TrainConfig(max_files=0)
+        TrainConfig(data_options={"max_files": 0})
     with pytest.raises(ValueError, match="trim_db"):
-        TrainConfig(trim_db=-3)
+        TrainConfig(data_options={"trim_db": -3})
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [unclosed\n")
     with pytest.raises(ValueError, match="not valid YAML"):
@@ -294,7 +295,7 @@ def test_every_config_parses_and_builds_its_model(path):
         assert (cfg.lr, cfg.batch_size, cfg.clip_norm, cfg.anneal_epochs) == (1e-3, 100, 10.0, 100)
         assert cfg.iaf in (0, 3) and (cfg.iaf == 0 or cfg.iaf_dim == 20)
     if "speech" in path.parts:  # App. C: 16 kHz, 1024-sample window, hop 256 (513 bins), 50 frames
-        assert (cfg.sample_rate, cfg.stft_n_fft, cfg.stft_hop, cfg.seq_len) == (16000, 1024, 256, 50)
+        assert [cfg.option(k) for k in ("sample_rate", "stft_n_fft", "stft_hop", "seq_len")] == [16000, 1024, 256, 50]
         assert cfg.emission == "itakura_saito"
         x_dim, x = 513, torch.rand(2, 3, 513) * 10
         if "demo" not in path.name:

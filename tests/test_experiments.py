@@ -14,7 +14,9 @@ import yaml
 import pyro
 
 from pyro_dssm import experiments as ex
-from pyro_dssm.config import TrainConfig, resolve_config
+from pyro_dssm.cli.flags import resolve_config
+from pyro_dssm.config import TrainConfig
+from pyro_dssm.data.registry import option_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT / "configs" / "experiments").glob("*.yaml"))
@@ -54,6 +56,8 @@ def test_every_experiment_file_loads_and_every_run_resolves(path):
             for k, v in exp.profile(profile, p.config.stem).items():
                 if k == "model_options":
                     assert cfg.model_options == {**written.model_options, **v}
+                elif k in option_fields():  # a data option (pyro_dssm.data.registry)
+                    assert cfg.option(k) == v
                 else:
                     assert getattr(cfg, k) == v
             assert (cfg.model, cfg.guide, cfg.iaf, cfg.data) == (written.model, written.guide, written.iaf,

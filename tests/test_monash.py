@@ -90,11 +90,11 @@ def test_tsf_through_the_run_config(tmp_path):
     from pyro_dssm.training.engine import build_corpus
 
     path = write(tmp_path)
-    c = build_corpus(TrainConfig(data=str(path), series_missing="interpolate", series_normalise="zscore"))
+    c = build_corpus(TrainConfig(data=str(path), data_options={"series_missing": "interpolate", "series_normalise": "zscore"}))
     assert c.name == "tiny" and c.x_dim == 1
     assert all(abs(float(x.mean())) < 1e-5 for s in c.splits for x in c.splits[s] if x.std() > 0)
     with pytest.raises(ValueError, match="series_missing"):
-        TrainConfig(series_missing="ignore")
+        TrainConfig(data_options={"series_missing": "ignore"})
 
 
 def test_named_monash_datasets(tmp_path):

@@ -314,3 +314,39 @@ def test_padding_keeps_order_and_masks():
     assert x.shape[1] == 9 and mask.sum().item() == 8
     with pytest.raises(ValueError, match="shorter than the longest"):
         pad_sequences(seqs, pad_to=4)
+
+
+def test_transposition_moves_every_note_and_skips_copies_off_the_keyboard():
+    from pyro_dssm.data.augment import transpose_roll, transposed
+
+    roll = np.zeros((3, 88), np.float32)
+    roll[0, [40, 44, 47]] = 1  # a C major triad (keys of MIDI 61, 65, 68)
+    roll[2, 86] = 1  # two keys below the top
+    up = transpose_roll(roll, 1)
+    assert np.array_equal(np.argwhere(up), np.argwhere(roll) + [0, 1])
+    assert np.array_equal(transpose_roll(up, -1), roll)
+    with pytest.raises(ValueError, match=r"\+2 moves keys 40..86 off the 88 keys"):
+        transpose_roll(roll, 2)
+    low = np.zeros((2, 88), np.float32)
+    low[1, 0] = 1  # the lowest key: no copy below
+    corpus = Corpus({"train": [roll, low], "valid": [roll], "test": [low]}, name="toy", ids={
+        "train": ["a", "b"], "valid": ["v"], "test": ["t"]})
+    aug = transposed(corpus, 2)
+    # roll: +1, -1, -2 fit (+2 would leave the top); low: +1, +2 fit
+    assert aug.ids["train"] == ["a", "a+1", "a-1", "a-2", "b", "b+1", "b+2"]
+    assert [int(x.sum()) for x in aug.splits["train"]] == [4, 4, 4, 4, 1, 1, 1]
+    assert aug.splits["valid"] is corpus.splits["valid"] and aug.splits["test"] is corpus.splits["test"]
+    assert aug.name == "toy-transposed2" and transposed(corpus, 0) is corpus
+    with pytest.raises(ValueError, match="piano rolls"):
+        transposed(Corpus({s: [np.full((2, 3), 0.5)] for s in ("train", "valid", "test")}), 1)
+
+
+def test_transpose_is_a_data_option_of_every_corpus():
+    from pyro_dssm.config import TrainConfig
+    from pyro_dssm.training.engine import build_corpus
+
+    cfg = TrainConfig(data="bach", max_sequences=4, data_options={"transpose": 1})
+    corpus = build_corpus(cfg)  # the first 4 chorales of each split, then the copies
+    assert len(corpus.splits["train"]) == 12 and len(corpus.splits["test"]) == 4
+    with pytest.raises(ValueError, match="transpose must be a non-negative"):
+        TrainConfig(data_options={"transpose": -1})

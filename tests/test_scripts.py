@@ -92,13 +92,18 @@ def test_results_table(run_dir, tmp_path):
     r = script("results_table.py", run_dir, "--out", tmp_path / "t.md")
     assert r.returncode == 0, r.stderr
     md = (tmp_path / "t.md").read_text()
-    assert "| ARSSM (FA, IAF) |" in md and "Bach chorales" in md
+    assert "| ArSSM (FA + 1 IAF) |" in md and "Bach chorales" in md  # names as every table (pyro_dssm.tables.NAMES)
     res = json.loads((run_dir / "eval_test.json").read_text()) if (run_dir / "eval_test.json").is_file() else None
     metrics = json.loads((run_dir / "metrics.json").read_text())
     nelbo = res["nelbo_per_step"] if res else metrics["test_nelbo_per_step"]
     assert f"({nelbo:.2f})" in md
     r = script("results_table.py", tmp_path)
     assert r.returncode == 2 and "not a run directory" in r.stderr
+    # results_table.py is `table music`: the same table from the command the three table scripts share
+    r2 = script("table.py", "music", run_dir)
+    assert r2.returncode == 0 and r2.stdout == md
+    r2 = script("table.py", "speech", run_dir)  # a music run has no resynthesis: the command that makes it is named
+    assert r2.returncode == 2 and "resynthesis-sample/summary.json is missing" in r2.stderr and "evaluate.py" in r2.stderr
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path, short_rolls):

@@ -6,7 +6,8 @@ Commands (each module's ``main(argv)``; ``pyro-dssm COMMAND --help`` for its fla
 * ``evaluate``: Table II's scores, speech resynthesis, generation and forecasting scores (:mod:`.evaluate`);
 * ``sample``: prior samples and continuations (:mod:`.sample`);
 * ``reproduce``: a paper experiment's grid of runs and its table (:mod:`.reproduce`);
-* ``guide-study``: every guide fitted to a frozen model's samples (:mod:`.guide_study`).
+* ``guide-study``: every guide fitted to a frozen model's samples (:mod:`.guide_study`);
+* ``table``: run directories collected into one of the papers' tables (:mod:`.table`).
 
 Installed with ``pip install pyro-dssm``, these work outside a checkout; in a checkout
 ``python scripts/train.py ...`` and the other scripts are the same commands.
@@ -27,6 +28,7 @@ COMMANDS = {
     "sample": ("sample", "sample from a run or a pretrained model: prior samples and continuations"),
     "reproduce": ("reproduce", "run one of the papers' experiments (configs/experiments/*.yaml) and tabulate it"),
     "guide-study": ("guide_study", "fit every guide alone to a frozen model's samples; bounds against log p(x)"),
+    "table": ("table", "collect run directories into one of the papers' tables (music, speech, generation, forecast)"),
 }
 
 

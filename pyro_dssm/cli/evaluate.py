@@ -170,7 +170,7 @@ def main(argv=None) -> int:
         summary = evaluate_resynthesis(model, guide, corpus, out, latents=args.latents, seed=args.seed,
                                        save_wav=args.wav, figure_items=args.figure_items, split=args.split)
         summary.update(model=cfg.model, guide=cfg.guide, iaf=cfg.iaf, data=corpus.name, checkpoint=args.checkpoint)
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+        atomic_write_text(out / RunDir.SUMMARY, json.dumps(summary, indent=2))
         print(f"wrote {out}/ (utterances.csv, summary.json{', wav/' if args.wav else ''}"
               f"{', mel_spectrograms.png' if args.figure_items else ''})")
     for task in args.forecast:
@@ -191,13 +191,13 @@ def main(argv=None) -> int:
         from pyro_dssm.generation import evaluate_generation
 
         try:
-            report = evaluate_generation(model, corpus, run / "generation", split=args.split,
+            report = evaluate_generation(model, corpus, RunDir(run).generation_dir(), split=args.split,
                                          probe_epochs=args.probe_epochs, seed=args.seed)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         report.update(model=cfg.model, data=corpus.name, checkpoint=args.checkpoint)
-        atomic_write_text(run / "generation" / "generation.json", json.dumps(report, indent=2))
+        atomic_write_text(RunDir(run).generation_dir() / RunDir.GENERATION, json.dumps(report, indent=2))
         print(f"wrote {run / 'generation'}/ (generation.json, generated.npy, generation.png)")
     return 0
 

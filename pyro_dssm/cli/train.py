@@ -22,7 +22,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pyro_dssm.config import TrainConfig, add_config_arguments, given_fields
+from pyro_dssm.cli.flags import add_config_arguments, given_fields
+from pyro_dssm.config import TrainConfig
 
 
 def parse_args(argv=None):

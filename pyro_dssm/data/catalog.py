@@ -1,54 +1,118 @@
-"""The built-in corpora and file formats of ``--data`` (:mod:`pyro_dssm.data.registry`).
+"""The built-in corpora, file formats and transforms of ``--data`` (:mod:`pyro_dssm.data.registry`).
 
-Each entry is one registered function; its options are a dataclass of its own, filled from the
-run config's fields of the same names (``--stft-n-fft``, ``--series-missing``, ...). Loaders import
-their modules when called, so listing the names costs nothing.
+Each entry is one registered function; its options are a dataclass of its own (an option group),
+filled from the run config's ``data_options`` (``--stft-n-fft``, ``--series-missing``, ...; YAML
+``data_options: {stft_n_fft: 1024}``). Each group checks its values in ``__post_init__``. Loaders
+import their modules when called, so listing the names costs nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .registry import register_dataset, register_format
+from ..fields import check_positive_int, coerce_fields
+from .registry import register_dataset, register_format, register_transform
 
-__all__ = ["SpeechOptions", "SeriesOptions", "MusicFolderOptions"]
+__all__ = ["SpeechOptions", "SeriesOptions", "MusicFolderOptions", "TransposeOptions", "IrregularOptions"]
+
+
+def _opt(default, help: str):
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
 class SpeechOptions:
-    """Analysis settings of speech corpora (taxonomy paper, App. C): 16 kHz, a 1024-sample sine window,
-    hop 256 (513 bins), 50-frame training sequences, silence trimmed at ``trim_db``."""
+    """Speech analysis (taxonomy paper, App. C): asterisk, speech, librispeech-SUBSET, folders of wav/flac.
 
-    sample_rate: int = 16000
-    stft_n_fft: int = 1024
-    stft_hop: int = 256
-    seq_len: int = 50
-    trim_db: float = 30.0
-    speaker_disjoint: bool = False
-    max_files: Optional[int] = None
+    16 kHz, a 1024-sample sine window, hop 256 (513 bins), 50-frame training sequences,
+    silence trimmed at ``trim_db``.
+    """
 
-    def loader_kwargs(self, seed: int) -> dict:
+    sample_rate: int = _opt(16000, "sample rate in Hz the audio is resampled to")
+    stft_n_fft: int = _opt(1024, "STFT window length in samples (App. C: 1024)")
+    stft_hop: int = _opt(256, "STFT hop in samples (App. C: 25%% of the 1024-sample window)")
+    seq_len: int = _opt(50, "frames per training sequence (App. C: 50)")
+    trim_db: float = _opt(30.0, "trim leading/trailing audio quieter than this many dB below the peak")
+    speaker_disjoint: bool = _opt(False, "split by speaker (first folder level) instead of by file")
+    max_files: Optional[int] = _opt(None, "keep only the first N audio files (default: all)")
+
+    def __post_init__(self):
+        coerce_fields(self, "data option")
+        for name in ("sample_rate", "stft_n_fft", "stft_hop", "seq_len"):
+            check_positive_int(getattr(self, name), f"data option {name!r}")
+        if not self.trim_db > 0:
+            raise ValueError(f"trim_db must be > 0, got {self.trim_db!r}")
+        if self.max_files is not None and self.max_files < 1:
+            raise ValueError(f"max_files must be a positive integer or null, got {self.max_files!r}")
+        self.stft()  # raises on a hop longer than the window
+
+    def stft(self):
         from .speech import STFTConfig
 
-        return dict(stft_config=STFTConfig(self.sample_rate, self.stft_n_fft, self.stft_hop), seq_len=self.seq_len,
-                    top_db=self.trim_db, speaker_disjoint=self.speaker_disjoint, seed=seed, max_files=self.max_files)
+        return STFTConfig(self.sample_rate, self.stft_n_fft, self.stft_hop)
+
+    def loader_kwargs(self, seed: int) -> dict:
+        return dict(stft_config=self.stft(), seq_len=self.seq_len, top_db=self.trim_db,
+                    speaker_disjoint=self.speaker_disjoint, seed=seed, max_files=self.max_files)
+
+
+_NORMALISE = ("zscore", "minmax", "none")
+_MISSING = ("error", "drop", "interpolate", "keep")
 
 
 @dataclass(frozen=True)
 class SeriesOptions:
-    """Monash ``.tsf`` series (LS4 App. D.1): per-series normalisation and what to do with missing values."""
+    """Monash .tsf series (LS4 App. D.1): fred-md, nn5-daily, temperature-rain, solar-weekly, .tsf files."""
 
-    series_normalise: str = "zscore"
-    series_missing: str = "error"
+    series_normalise: str = _opt("zscore", "per-series zscore (FRED-MD, NN5, Solar) or minmax (Temperature Rain)")
+    series_missing: str = _opt("error", "series with missing values: error, drop, interpolate or keep (NaN; LS4 "
+                                        "only)")
+
+    def __post_init__(self):
+        coerce_fields(self, "data option")
+        if self.series_normalise not in _NORMALISE:
+            raise ValueError(f"series_normalise must be zscore, minmax or none, got {self.series_normalise!r}")
+        if self.series_missing not in _MISSING:
+            raise ValueError(f"series_missing must be error, drop, interpolate or keep, got {self.series_missing!r}")
 
 
 @dataclass(frozen=True)
 class MusicFolderOptions:
-    """Folders of MIDI/MusicXML files: piano-roll frames per quarter note."""
+    """Folders of MIDI/MusicXML files."""
 
-    frames_per_quarter: int = 1
+    frames_per_quarter: int = _opt(1, "piano-roll time frames per quarter note")
+
+    def __post_init__(self):
+        coerce_fields(self, "data option")
+        check_positive_int(self.frames_per_quarter, "data option 'frames_per_quarter'")
+
+
+@dataclass(frozen=True)
+class TransposeOptions:
+    """Key transposition of piano rolls (training split only)."""
+
+    transpose: int = _opt(0, "add copies of every training roll transposed by +-1..+-N semitones (copies whose "
+                             "notes would leave the keyboard are skipped; validation and test unchanged; 0: off)")
+
+    def __post_init__(self):
+        coerce_fields(self, "data option")
+        if self.transpose < 0:
+            raise ValueError(f"transpose must be a non-negative number of semitones, got {self.transpose!r}")
+
+
+@dataclass(frozen=True)
+class IrregularOptions:
+    """Irregular sampling (LS4 Sec. 5.3), of any corpus."""
+
+    observed_fraction: float = _opt(1.0, "keep each observed entry with this probability, the others become "
+                                         "unobserved (NaN); 1 keeps all")
+
+    def __post_init__(self):
+        coerce_fields(self, "data option")
+        if not 0 < self.observed_fraction <= 1:
+            raise ValueError(f"observed_fraction must be in (0, 1], got {self.observed_fraction!r}")
 
 
 # -- music ------------------------------------------------------------------------------------
@@ -189,3 +253,21 @@ def _tsf(path, opts, *, seed, log):
     from .monash import load_tsf
 
     return load_tsf(path, normalise=opts.series_normalise, missing=opts.series_missing, seed=seed)
+
+
+# -- transforms of any corpus -----------------------------------------------------------------
+
+@register_transform(TransposeOptions)
+def _transpose(corpus, opts, *, seed):
+    from .augment import transposed
+
+    return transposed(corpus, opts.transpose)
+
+
+@register_transform(IrregularOptions)
+def _irregular(corpus, opts, *, seed):
+    if opts.observed_fraction >= 1:
+        return corpus
+    from .irregular import subsample
+
+    return subsample(corpus, opts.observed_fraction, seed=seed)

@@ -93,27 +93,20 @@ _FLAG_SKIP = {"out", "progress", "emission", "accelerator", "devices", "num_node
 
 
 def retrain_command(cfg) -> str:
-    """``python scripts/train.py ...`` with every field of ``cfg`` that differs from the defaults."""
+    """``python scripts/train.py ...`` with every field (and data option) of ``cfg`` that differs from the
+    defaults."""
+    import shlex
+
+    from ..cli.flags import config_flags
     from ..config import TrainConfig
 
     default = TrainConfig()
-    parts = ["python scripts/train.py"]
-    for f in dataclasses.fields(TrainConfig):
-        v = getattr(cfg, f.name)
-        if f.name in _FLAG_SKIP or v == getattr(default, f.name):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if f.name == "model_options":
-            parts += [f"--model-option {k}={val}" for k, val in sorted(v.items())]
-        elif isinstance(v, bool):
-            parts.append(flag if v else "--no-" + f.name.replace("_", "-"))
-        else:
-            parts.append(f"{flag} {v}")
-    if not any(p.startswith("--model ") for p in parts):
-        parts.insert(1, f"--model {cfg.model}")
-    if not any(p.startswith("--guide ") for p in parts):
-        parts.insert(2, f"--guide {cfg.guide}")
-    return " ".join(parts)
+    changed = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)
+               if f.name not in _FLAG_SKIP and getattr(cfg, f.name) != getattr(default, f.name)}
+    if "data_options" in changed:
+        changed["data_options"] = {k: v for k, v in cfg.data_options.items() if v != default.option(k)}
+    flags = config_flags({"model": cfg.model, "guide": cfg.guide, **changed})
+    return " ".join(["python scripts/train.py", *map(shlex.quote, flags)])
 
 
 def export_pretrained(run_dir: Union[str, Path], name: str, *, dest: Optional[Union[str, Path]] = None,

@@ -50,7 +50,7 @@ from .checkpoints import (AtomicCheckpointIO, _best_score, _epochs_done, _last_f
                           check_checkpoint, load_weights)
 from .datamodule import SequenceDataModule
 from .logs import RunCSVLogger, _loggers, append_csv_row, quiet_lightning, training_history
-from .runs import evaluation_corpus, load_run, load_run_config, open_run, run_output_dir
+from .runs import RunDir, evaluation_corpus, load_run, load_run_config, open_run, run_output_dir
 from .task import VAL_KL, VAL_METRIC, VAL_RECON, CachedJitTraceMeanField_ELBO, DSSMTask
 
 
@@ -68,18 +68,14 @@ __all__ = ["DSSMTask", "SequenceDataModule", "AtomicCheckpointIO", "build_corpus
 
 def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
     """The corpus named by ``cfg.data`` (:func:`pyro_dssm.data.registry.load_corpus`: a registered corpus,
-    or a file or folder of a registered format), cut to ``max_sequences`` and sub-sampled to
-    ``observed_fraction`` when the config says so."""
-    from ..data.registry import load_corpus
+    or a file or folder of a registered format, with ``cfg.data_options``), cut to ``max_sequences``,
+    then changed by the registered transforms (irregular sampling when ``observed_fraction < 1``)."""
+    from ..data.registry import apply_transforms, load_corpus
 
-    corpus = load_corpus(cfg.data, cfg, data_root=cfg.data_root, seed=cfg.seed, log=log)
+    corpus = load_corpus(cfg.data, cfg.data_options, data_root=cfg.data_root, seed=cfg.seed, log=log)
     if cfg.max_sequences is not None:
         corpus = corpus.head(cfg.max_sequences)
-    if cfg.observed_fraction < 1:
-        from ..data.irregular import subsample
-
-        corpus = subsample(corpus, cfg.observed_fraction, seed=cfg.seed)
-    return corpus
+    return apply_transforms(corpus, cfg.data_options, seed=cfg.seed)
 
 
 def resolve_emission(cfg: TrainConfig, corpus: Corpus) -> str:
@@ -282,13 +278,13 @@ def train(cfg: TrainConfig, resume: bool = False, log=print, callbacks: Sequence
     left = ckpt is None or (done < cfg.epochs and not _stopped_early(ckpt, cfg.patience))
     if rank_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
+        save_config(cfg, run_dir / RunDir.CONFIG)
         log(f"data: {corpus} (emission {emission})")
         spec = getattr(task.model.config, "spec", None)
         log(f"model: {cfg.model}{f' ({spec.name})' if spec else ''}, guide: {cfg.guide}, IAFs: {cfg.iaf}, "
             f"parameters: {sum(p.numel() for p in task.parameters())}")
     before = None
-    before_path = run_dir / "untrained_test.json"
+    before_path = run_dir / RunDir.UNTRAINED
     if rank_zero and not resume:
         before = evaluate_split(task.model, task.guide, corpus.splits["test"], batch_size=cfg.batch_size,
                                 elbo_particles=cfg.eval_particles, seed=cfg.seed)
@@ -296,7 +292,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print, callbacks: Sequence
         atomic_write_text(before_path, json.dumps(before, indent=2))
         log(f"untrained: test negative ELBO per step {before['nelbo_per_step']:.4f}")
         L.seed_everything(cfg.seed, workers=True, verbose=False)  # training starts from the seed's own stream
-    metrics_path = run_dir / "metrics.json"
+    metrics_path = run_dir / RunDir.METRICS
     if not left:
         why = (f"early stopping ended it after {done} epochs (--patience {cfg.patience}; raise it to go on)"
                if done < cfg.epochs else f"it has trained {done} of --epochs {cfg.epochs} (raise --epochs to go on)")

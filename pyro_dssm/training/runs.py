@@ -117,12 +117,12 @@ def evaluation_corpus(cfg: TrainConfig, data: str, model) -> Corpus:
     """
     from .engine import build_corpus, check_support
 
-    corpus = build_corpus(cfg.replace(data=str(data), max_sequences=None, max_files=None))
+    corpus = build_corpus(cfg.replace(data=str(data), max_sequences=None, max_files=None))  # every file
     x_dim = model.config.x_dim
     if corpus.x_dim != x_dim:
         raise ValueError(f"data {str(data)!r} has {corpus.x_dim} features per step, but the model was trained on "
                          f"{x_dim} ({cfg.data}); evaluate it on data of the same dimension (for music: 88 piano keys, "
-                         f"for speech: the run's STFT with {cfg.stft_n_fft // 2 + 1} bins)")
+                         f"for speech: the run's STFT with {cfg.option('stft_n_fft') // 2 + 1} bins)")
     check_support(model.config.emission, corpus, what=f"data {str(data)!r}")
     return corpus
 
@@ -146,6 +146,8 @@ class RunDir:
     UNTRAINED = "untrained_test.json"
     CHECKPOINTS = "checkpoints"
     HISTORY = "logs/metrics.csv"
+    SUMMARY = "summary.json"  # in each resynthesis-LATENTS[-SPLIT]/ folder
+    GENERATION = "generation.json"  # in generation/
 
     def __init__(self, path):
         self.path = Path(path)
@@ -211,10 +213,10 @@ class RunDir:
         return self._json(self.samples_file(split))
 
     def resynthesis(self, latents: str = "sample", split: str = "test"):
-        return self._json(self.resynthesis_dir(latents, split) / "summary.json")
+        return self._json(self.resynthesis_dir(latents, split) / self.SUMMARY)
 
     def generation(self):
-        return self._json(self.generation_dir() / "generation.json")
+        return self._json(self.generation_dir() / self.GENERATION)
 
     def forecast(self, task: str):
         return self._json(self.forecast_file(task))
@@ -224,3 +226,67 @@ class RunDir:
         from .logs import training_history
 
         return training_history(self.path)
+
+    # -- one flat record for the tables (pyro_dssm.tables) ------------------------------------
+    FORECAST_TASKS = ("interpolation", "extrapolation")
+
+    def record(self, finished: bool = True):
+        """The run's numbers, flat for :func:`pyro_dssm.tables.render_table`: model, guide, IAF, data,
+        epochs, wall time, test scores (``eval_SPLIT``), resynthesis scores (mean, median, 95% interval,
+        utterances), prior-sample statistics, the best epoch's validation KL, generation and forecast
+        scores, each where the run has it.
+
+        Args:
+            finished: ``None`` for a run whose training has not finished (no ``metrics.json``);
+                ``False``: any run with a ``config.yaml`` (its evaluations may stand alone).
+        """
+        metrics, cfg = self.metrics(), self.config()
+        if cfg is None or (metrics is None and finished):
+            return None
+        metrics = metrics or {}
+        rec = {"run_dir": str(self.path), "model": cfg["model"], "guide": cfg.get("guide"), "iaf": cfg.get("iaf", 0),
+               "data": metrics.get("data", cfg.get("data")), "epochs_run": metrics.get("epochs_run"),
+               "train_seconds": metrics.get("train_seconds"), "test_nelbo_per_step": metrics.get("test_nelbo_per_step")}
+        for split in ("train", "valid", "test"):
+            ev = self.evaluation(split)
+            if ev:
+                rec[f"eval_{split}"] = {k: ev.get(k) for k in ("nelbo_per_step", "nll_per_step", "seconds",
+                                                                "iwae_particles", "elbo_particles", "data")}
+            for latents in ("sample", "mean"):
+                summ = self.resynthesis(latents, split)
+                if summ:
+                    key = f"resynthesis_{latents}_{split}"
+                    rec[key] = {k: v["mean"] for k, v in summ["metrics"].items()}
+                    rec[f"{key}_median"] = {k: v["median"] for k, v in summ["metrics"].items() if "median" in v}
+                    rec[f"{key}_utterances"] = summ.get("utterances")
+                    rec[f"{key}_ci"] = {k: [v["ci_low"], v["ci_high"]] for k, v in summ["metrics"].items()
+                                        if v.get("ci_low") is not None and v.get("ci_high") is not None}
+        samples = self.samples("test")
+        if samples:
+            rec["samples_test"] = samples["samples"]
+            rec["real_test"] = samples["real"]
+        best = self.best_epoch_kl()
+        if best is not None:
+            rec["val_kl_per_step"] = best
+        gen = self.generation()
+        if gen:
+            scores = gen.get("scores", {})
+            rec["generation"] = {k: scores[k] for k in ("marginal", "classification", "prediction") if k in scores}
+            rec["generation_data"] = gen.get("data")
+        for task in self.FORECAST_TASKS:
+            rep = self.forecast(task)
+            if rep:
+                rec[f"forecast_{task}"] = {k: rep.get(k) for k in ("mse", "crps", "crps_mixture")}
+                rec["forecast_data"] = rep.get("data")
+        return rec
+
+    def best_epoch_kl(self):
+        """The validation KL per step (nats) at the best validation epoch, if the run logged one."""
+        import math
+
+        try:
+            h = self.history()
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
+        pairs = [(v, k) for v, k in zip(h["val"], h["val_kl"]) if math.isfinite(v) and math.isfinite(k)]
+        return min(pairs)[1] if pairs else None
