@@ -7,7 +7,8 @@ other :class:`~pyro_dssm.models.ModelConfig` field, ``--model-option KEY=VALUE``
 (:mod:`pyro_dssm.data.registry`: speech analysis, Monash series, MIDI folders, irregular
 sampling), each of which is a flag of its own too (``--stft-n-fft 512``). Configs and runs
 written before the option groups existed kept those options as top-level fields
-(``seq_len: 50``); they are read into ``data_options``. The resolved config is written to
+(``seq_len: 50``); they are read into ``data_options`` (and ``cfg.seq_len`` still reads one, with a
+deprecation warning: ``cfg.option("seq_len")``). The resolved config is written to
 ``RUN_DIR/config.yaml``, which ``evaluate`` and ``sample`` read back to rebuild the model.
 """
 
@@ -125,6 +126,20 @@ class TrainConfig:
         if self.iaf and self.iaf_dim < self.z_dim:
             raise ValueError(f"iaf_dim={self.iaf_dim} < z_dim={self.z_dim}: an IAF's hidden width must be at "
                              "least z_dim (pyro's AutoRegressiveNN); lower z_dim or raise iaf_dim")
+
+    def __getattr__(self, name: str) -> Any:
+        """``cfg.seq_len`` and the other data options, as before they moved into ``data_options``
+        (deprecated: :meth:`option`)."""
+        if not name.startswith("_"):
+            from .data.registry import option_fields
+
+            if name in option_fields():
+                import warnings
+
+                warnings.warn(f"TrainConfig.{name} is a data option since the option groups: read it with "
+                              f"cfg.option({name!r})", DeprecationWarning, stacklevel=2)
+                return self.option(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def option(self, name: str) -> Any:
         """The data option ``name`` (e.g. ``"stft_n_fft"``): ``data_options``' entry, else its group's default."""

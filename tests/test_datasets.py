@@ -118,6 +118,16 @@ def test_old_run_configs_read_into_data_options():
     assert cfg.replace(max_files=3).option("stft_n_fft") == 512  # a replace merges options, entry by entry
 
 
+def test_the_old_attribute_reads_a_data_option_with_a_deprecation_warning():
+    cfg = TrainConfig(data="asterisk", data_options={"seq_len": 20})
+    with pytest.warns(DeprecationWarning, match=r"cfg.option\('seq_len'\)"):
+        assert cfg.seq_len == 20
+    with pytest.warns(DeprecationWarning):
+        assert cfg.trim_db == 30.0  # unset: its group's default
+    with pytest.raises(AttributeError, match="no attribute 'seq_length'"):
+        cfg.seq_length
+
+
 def test_a_resume_names_a_changed_data_option():
     saved = TrainConfig(data="asterisk", data_options={"seq_len": 50})
     assert config_for_resume(saved, {"seq_len": 50, "epochs": 9}).epochs == 9
