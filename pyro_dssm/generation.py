@@ -32,9 +32,13 @@ def plot_generation(real: np.ndarray, fake: np.ndarray, path, dim: int = 0, show
 
 
 def evaluate_generation(model, corpus, out_dir, *, split: str = "test", num_samples: Optional[int] = None,
-                        probe_epochs: int = 100, seed: int = 0, figure: bool = True, log=print) -> Dict[str, Any]:
-    """Table 1's three scores of ``model``'s samples against ``corpus.splits[split]`` (equal lengths needed)."""
-    from .metrics import classification_score, marginal_score, prediction_score
+                        probe_epochs: int = 100, seed: int = 0, figure: bool = True, log=print,
+                        crossing_level: Optional[float] = None) -> Dict[str, Any]:
+    """Table 1's three scores of ``model``'s samples against ``corpus.splits[split]`` (equal lengths needed),
+    the bin-free Wasserstein marginal beside them, and with ``crossing_level`` the two-sample test of
+    when samples first reach that level (:func:`pyro_dssm.metrics.crossing_time_test`)."""
+    from .metrics import (classification_score, crossing_time_test, marginal_score, prediction_score,
+                          wasserstein_marginal)
     from .utils import atomic_write_text
 
     seqs = corpus.splits[split]
@@ -61,9 +65,12 @@ def evaluate_generation(model, corpus, out_dir, *, split: str = "test", num_samp
     horizon = min(10, real.shape[1] - 1)
     scores = {"marginal": marginal_score(real, fake),
               "classification": classification_score(real, fake, epochs=probe_epochs, seed=seed),
-              "prediction": prediction_score(real, fake, horizon=horizon, epochs=probe_epochs, seed=seed)}
+              "prediction": prediction_score(real, fake, horizon=horizon, epochs=probe_epochs, seed=seed),
+              "wasserstein": wasserstein_marginal(real, fake)}
     report = {"split": split, "real": len(real), "generated": n, "length": real.shape[1], "horizon": horizon,
               "probe_epochs": probe_epochs, "seed": seed, "scores": scores}
+    if crossing_level is not None:
+        report["crossing"] = crossing_time_test(real, fake, crossing_level)
     from .training.runs import RunDir
 
     atomic_write_text(out_dir / RunDir.GENERATION, json.dumps(report, indent=2))
@@ -71,7 +78,8 @@ def evaluate_generation(model, corpus, out_dir, *, split: str = "test", num_samp
         plot_generation(real, fake, out_dir / "generation.png")
     if log:
         log(f"generation ({n} samples of length {real.shape[1]}): marginal {scores['marginal']:.4f} (lower is better), "
-            f"classification {scores['classification']:.4f} (higher), prediction {scores['prediction']:.4f} (lower)")
+            f"classification {scores['classification']:.4f} (higher), prediction {scores['prediction']:.4f} (lower), "
+            f"Wasserstein marginal {scores['wasserstein']:.4f} (lower)")
     return report
 
 

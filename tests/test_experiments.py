@@ -251,11 +251,13 @@ def test_speech_and_generation_tables_from_records():
     assert "| ArSSM | test | – / 6.00 [5.50, 6.50] | – / 1.50 |" in table_ci
     assert "| ArSSM | test | – / 6.00 | – / 1.50 | – / 0.750 | 5.42 / 5.132, 1.69 / 1.675, 0.785 / 0.795 |" in table
     gens = [{"config": c, "seed": s, "model": m, "guide": m, "iaf": 0, "data": "flame", "epochs_run": 3,
-             "train_seconds": 1.0, "generation": {"marginal": v, "classification": 0.1, "prediction": 0.2}}
-            for c, m, s, v in (("flame", "ls4", 0, 0.01), ("flame", "ls4", 1, 0.03), ("vrnn-flame", "vrnn", 0, 0.5))]
+             "train_seconds": 1.0, "generation": {"marginal": v, "classification": 0.1, "prediction": 0.2,
+                                                   "wasserstein": v / 10, **extra}}
+            for c, m, s, v, extra in (("flame", "ls4", 0, 0.01, {}), ("flame", "ls4", 1, 0.03, {}),
+                                      ("vrnn-flame", "vrnn", 0, 0.5, {"crossing_p": 0.01}))]
     table = ex.render_table("generation", gens)
-    assert "| flame | LS4 | 0.0200 ± 0.0141 | 0.1000 ± 0.0000 | 0.2000 ± 0.0000 | 2 | 3 |" in table
-    assert "| flame | VRNN | 0.5000 | 0.1000 | 0.2000 | 1 | 3 |" in table
+    assert "| flame | LS4 | 0.0200 ± 0.0141 | 0.0020 ± 0.0014 | 0.1000 ± 0.0000 | 0.2000 ± 0.0000 | – | 2 | 3 |" in table
+    assert "| flame | VRNN | 0.5000 | 0.0500 | 0.1000 | 0.2000 | 0.010 | 1 | 3 |" in table
 
 
 def _reproduce(*args):

@@ -35,8 +35,16 @@ def ls4_run(tmp_path_factory):
     return out
 
 
+def _flame_test_split(run):
+    from pyro_dssm.training import load_run
+
+    _, corpus, _, _ = load_run(run)
+    return corpus.splits["test"]
+
+
 def test_evaluate_generation_and_table(ls4_run, tmp_path):
-    r = _script("evaluate.py", ls4_run, "--generation", "--probe-epochs", "3", "--iwae", "0", "--particles", "1")
+    r = _script("evaluate.py", ls4_run, "--generation", "--probe-epochs", "3", "--iwae", "0", "--particles", "1",
+                "--crossing-level", "0.5")
     assert r.returncode == 0, r.stderr[-3000:]
     g = ls4_run / "generation"
     report = json.loads((g / "generation.json").read_text())
@@ -45,6 +53,11 @@ def test_evaluate_generation_and_table(ls4_run, tmp_path):
     assert fake.shape == (12, 1001, 1) and np.isfinite(fake).all()
     s = report["scores"]
     assert s["marginal"] > 0 and s["classification"] > 0 and s["prediction"] > 0
+    from pyro_dssm.metrics import crossing_time_test, wasserstein_marginal
+
+    real = np.stack([x for x in _flame_test_split(ls4_run)])
+    assert s["wasserstein"] == pytest.approx(wasserstein_marginal(real, fake))  # the saved samples' score
+    assert report["crossing"] == pytest.approx(crossing_time_test(real, fake, 0.5))
     assert (g / "generation.png").read_bytes()[:4] == b"\x89PNG"
     r = _script("generation_table.py", ls4_run, "--out", tmp_path / "t.md")
     assert r.returncode == 0, r.stderr

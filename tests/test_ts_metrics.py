@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from pyro_dssm.metrics import crps_from_samples, marginal_score, masked_mse
+from pyro_dssm.metrics import (crossing_time_test, crps_from_samples, first_crossing_times, marginal_score, masked_mse,
+                               wasserstein_marginal)
 
 
 def test_crps_known_cases():
@@ -64,6 +65,45 @@ def _sines(n, L=40, seed=0, offset=0.0):
     freq = rng.uniform(0.15, 0.3, (n, 1, 1))
     phase = rng.uniform(0, 2 * np.pi, (n, 1, 1))
     return (np.sin(freq * t[None, :, None] + phase) + offset).astype(np.float32)
+
+
+def test_wasserstein_marginal_known_cases():
+    # one step, one feature: {0, 1} against {1, 2} moves each unit of mass by 1
+    assert wasserstein_marginal([[[0.0]], [[1.0]]], [[[1.0]], [[2.0]]]) == pytest.approx(1.0)
+    # {0, 0, 3} against {1}: |0-1| * 2/3 + |3-1| * 1/3 = 4/3; unequal sample sizes
+    assert wasserstein_marginal([[[0.0]], [[0.0]], [[3.0]]], [[[1.0]]]) == pytest.approx(4 / 3)
+    # averaged over steps and features: step 0 differs by 0.5, step 1 agrees, feature 2 differs by 2
+    real = np.zeros((4, 2, 2))
+    fake = real.copy()
+    fake[:, 0, 0] += 0.5
+    fake[:, :, 1] += 2.0
+    assert wasserstein_marginal(real, fake) == pytest.approx((0.5 + 0 + 2 + 2) / 4)
+    assert wasserstein_marginal(real, real) == 0.0
+    # near point masses (FLAME's flat stretches): the binned score explodes with 1 / bin width, the
+    # distance stays the size of the miss
+    rng = np.random.default_rng(0)
+    flat = 1e-6 * rng.random((50, 1, 1))
+    assert marginal_score(flat, flat + 0.1) > 1e5
+    assert wasserstein_marginal(flat, flat + 0.1) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match=r"differ in \(L, D\)"):
+        wasserstein_marginal(real, real[:, :1])
+
+
+def test_crossing_times_tell_a_jump_from_a_ramp():
+    L = 40
+    t = np.arange(L)
+    jumps = np.stack([(t >= c).astype(float) for c in (10, 12, 14, 16, 18, 20, 22, 24)])[:, :, None]
+    assert first_crossing_times(jumps).tolist() == [10, 12, 14, 16, 18, 20, 22, 24]
+    never = np.zeros((2, L, 1))
+    assert first_crossing_times(never).tolist() == [L, L]
+    assert first_crossing_times(jumps, level=2.0).tolist() == [L] * 8
+    same = crossing_time_test(jumps, jumps[::-1])
+    assert same["ks_statistic"] == 0.0 and same["p_value"] == 1.0 and same["real_median"] == 17.0
+    ramps = np.stack([np.clip(t / 100 + 0.01 * k, 0, 1) for k in range(8)])[:, :, None]  # never reach 0.5 by step 40
+    apart = crossing_time_test(jumps, ramps)
+    assert apart["generated_never"] == 1.0 and apart["ks_statistic"] == 1.0 and apart["p_value"] < 0.05
+    with pytest.raises(ValueError, match="dim 1 is not a feature"):
+        first_crossing_times(jumps, dim=1)
 
 
 def test_classification_score_tells_fakes_from_real():

@@ -73,8 +73,11 @@ def parse_args(argv=None):
     p.add_argument("--figure-items", type=int, default=3, help="speech: utterances in the mel figure (0: none)")
     p.add_argument("--generation", action="store_true",
                    help="real-valued data: LS4's Table 1 scores of prior samples (marginal, classification, "
-                        "prediction) and its Fig. 1, in RUN_DIR/generation/")
+                        "prediction; and the bin-free Wasserstein marginal) and its Fig. 1, in RUN_DIR/generation/")
     p.add_argument("--probe-epochs", type=int, default=100, help="--generation: epochs of the S4 probes")
+    p.add_argument("--crossing-level", type=float, default=None,
+                   help="--generation: also test when samples first reach this level against the data "
+                        "(two-sample KS of the first-crossing times; FLAME: 0.5)")
     p.add_argument("--forecast", nargs="+", choices=["interpolation", "extrapolation"], default=[],
                    help="LS4: Sec. 5.3's tasks on the split (MSE, CRPS) into RUN_DIR/forecast_TASK.json")
     p.add_argument("--forecast-samples", type=int, default=10, help="--forecast: latent paths per sequence")
@@ -192,7 +195,8 @@ def main(argv=None) -> int:
 
         try:
             report = evaluate_generation(model, corpus, RunDir(run).generation_dir(), split=args.split,
-                                         probe_epochs=args.probe_epochs, seed=args.seed)
+                                         probe_epochs=args.probe_epochs, seed=args.seed,
+                                         crossing_level=args.crossing_level)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

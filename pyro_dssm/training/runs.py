@@ -271,7 +271,10 @@ class RunDir:
         gen = self.generation()
         if gen:
             scores = gen.get("scores", {})
-            rec["generation"] = {k: scores[k] for k in ("marginal", "classification", "prediction") if k in scores}
+            rec["generation"] = {k: scores[k] for k in ("marginal", "classification", "prediction", "wasserstein")
+                                 if k in scores}
+            if gen.get("crossing"):
+                rec["generation"]["crossing_p"] = gen["crossing"]["p_value"]
             rec["generation_data"] = gen.get("data")
         for task in self.FORECAST_TASKS:
             rep = self.forecast(task)
