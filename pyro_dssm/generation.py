@@ -33,10 +33,13 @@ def plot_generation(real: np.ndarray, fake: np.ndarray, path, dim: int = 0, show
 
 def evaluate_generation(model, corpus, out_dir, *, split: str = "test", num_samples: Optional[int] = None,
                         probe_epochs: int = 100, seed: int = 0, figure: bool = True, log=print,
-                        crossing_level: Optional[float] = None) -> Dict[str, Any]:
+                        crossing_level: Optional[float] = None, mean: bool = False) -> Dict[str, Any]:
     """Table 1's three scores of ``model``'s samples against ``corpus.splits[split]`` (equal lengths needed),
     the bin-free Wasserstein marginal beside them, and with ``crossing_level`` the two-sample test of
-    when samples first reach that level (:func:`pyro_dssm.metrics.crossing_time_test`)."""
+    when samples first reach that level (:func:`pyro_dssm.metrics.crossing_time_test`).
+
+    ``mean``: score each step's decoder mean instead of the noisy sample (``model.generate(mean=True)``;
+    the LS4 authors' code generates means)."""
     from .metrics import (classification_score, crossing_time_test, marginal_score, prediction_score,
                           wasserstein_marginal)
     from .utils import atomic_write_text
@@ -55,7 +58,7 @@ def evaluate_generation(model, corpus, out_dir, *, split: str = "test", num_samp
     model.eval()
     try:
         with torch.no_grad():
-            fake, _ = model.generate(real.shape[1], batch_size=n)
+            fake, _ = model.generate(real.shape[1], batch_size=n, mean=mean)
     finally:
         model.train(was)
     fake = fake.cpu().numpy().astype(np.float32)
@@ -68,6 +71,7 @@ def evaluate_generation(model, corpus, out_dir, *, split: str = "test", num_samp
               "prediction": prediction_score(real, fake, horizon=horizon, epochs=probe_epochs, seed=seed),
               "wasserstein": wasserstein_marginal(real, fake)}
     report = {"split": split, "real": len(real), "generated": n, "length": real.shape[1], "horizon": horizon,
+              "output": "decoder mean" if mean else "sample with observation noise",
               "probe_epochs": probe_epochs, "seed": seed, "scores": scores}
     if crossing_level is not None:
         report["crossing"] = crossing_time_test(real, fake, crossing_level)

@@ -134,6 +134,30 @@ def generation_configs():
                                                       out=f"runs/ls4/vrnn-{data}")
 
 
+# issue 22's FLAME study at a CPU size: the paper's window t in [0, 1000] in 201 steps of 5, 40 trajectories per
+# power (224 training), LS4 with 16 channels, 16 states, 1 block per stack, batches of 32 (1400 steps in 200 epochs,
+# the size at which the authors' code reproduced the sharp transition on one thread); one factor changed per variant
+FLAME_STUDY_DATA = {"flame_steps": 201, "flame_stride": 5.0, "flame_per_power": 40}
+FLAME_STUDY_MODEL = {"N": 16, "depth": 1, "levels": 1, "obs_scale": 0.1, "decoder_uses_x": False}
+FLAME_STUDY_VARIANTS = {
+    "base": {},
+    "x-decoder": {"model_options": {"decoder_uses_x": True}},  # eq. (10)'s x_{<n} conditioning
+    "prior-large": {"model_options": {"prior_H": 64, "prior_N": 64, "prior_depth": 4}},  # App. D.1's prior sizes
+    "kl-0.1": {"anneal_epochs": 1000000, "min_annealing": 0.1},  # KL weight 0.1 throughout (annealing never ends)
+    "epochs-30": {"epochs": 30},  # the budget of the first FLAME row
+    "epochs-600": {"epochs": 600},
+}
+
+
+def flame_study_configs():
+    for name, change in FLAME_STUDY_VARIANTS.items():
+        cfg = dict(LS4_COMMON, h_dim=16, batch_size=32, epochs=200, data="flame", data_options=FLAME_STUDY_DATA,
+                   model_options={**FLAME_STUDY_MODEL, **change.get("model_options", {})},
+                   out=f"runs/ls4/flame-study/{name}")
+        cfg.update({k: v for k, v in change.items() if k != "model_options"})
+        yield Path("ls4") / "flame-study" / f"{name}.yaml", cfg
+
+
 def music_configs():
     for data in DATASETS:
         for model in MODELS:
@@ -165,7 +189,8 @@ def main(argv=None) -> int:
     p.add_argument("--check", action="store_true", help="compare with the files on disk instead of writing")
     args = p.parse_args(argv)
     stale = []
-    for rel, cfg in [*music_configs(), *bach_configs(), *speech_configs(), *ls4_configs(), *generation_configs()]:
+    for rel, cfg in [*music_configs(), *bach_configs(), *speech_configs(), *ls4_configs(), *generation_configs(),
+                      *flame_study_configs()]:
         path = ROOT / rel
         text = render(cfg)
         if args.check:

@@ -1,6 +1,7 @@
 """Registries, configs and bad input: every error names the problem."""
 
 import numpy as np
+import pyro
 import pytest
 import torch
 
@@ -196,3 +197,25 @@ def test_prior_samples_follow_the_transition():
     resid = z[:, 1:] - z[:, :-1] @ m.transition.weight.weight.T
     assert resid.mean().abs() < 0.01
     assert torch.allclose(resid.std(dim=(0, 1)), torch.full((2,), 0.1), rtol=0.05)
+
+
+def test_generated_means_are_the_emission_means_of_the_sampled_path():
+    """generate(mean=True) returns E[x_t | z_t] of the same path: for the linear-Gaussian model an exact
+    affine function of z_t, where the samples scatter around it by the emission scale."""
+    m = pd.create_model("hmm", x_dim=2, z_dim=3, transition_net="linear", emission_net="linear",
+                        emission="gaussian")
+    pyro.set_rng_seed(3)
+    x, z = m.generate(6, batch_size=500)
+    pyro.set_rng_seed(3)
+    mu, z2 = m.generate(6, batch_size=500, mean=True)
+    assert torch.equal(z, z2)
+    design = torch.cat([z, torch.ones_like(z[..., :1])], -1).reshape(-1, 4).double()
+    for target, exact in ((mu, True), (x, False)):
+        y = target.reshape(-1, 2).double()
+        resid = y - design @ torch.linalg.lstsq(design, y).solution
+        assert (float(resid.abs().max()) < 1e-4) == exact
+    # a prefix comes back as given, only the new steps are means
+    g = pd.create_guide("full", m)
+    prefix = torch.randn(4, 3, 2)
+    xc, _ = m.generate(2, prefix=prefix, guide=g, mean=True)
+    assert xc.shape == (4, 5, 2) and torch.equal(xc[:, :3], prefix)

@@ -300,6 +300,11 @@ def test_every_config_parses_and_builds_its_model(path):
         x_dim, x = 513, torch.rand(2, 3, 513) * 10
         if "demo" not in path.name:
             assert cfg.epochs == 1000 and cfg.patience == 0
+    elif "flame-study" in path.parts:  # issue 22's CPU-sized FLAME study: 201 steps of 5, H = N = 16, 1 block
+        assert (cfg.model, cfg.batch_size, cfg.h_dim, cfg.option("flame_steps"), cfg.option("flame_stride")) == \
+            ("ls4", 32, 16, 201, 5.0)
+        assert (cfg.model_options["N"], cfg.model_options["depth"]) == (16, 1)
+        x_dim, x = 1, torch.rand(2, 3, 1)
     elif "ls4" in path.parts and cfg.model == "vrnn":  # the generation baseline beside LS4 (issue 8)
         assert (cfg.guide, cfg.lr, cfg.batch_size, cfg.z_dim, cfg.emission) == ("full", 1e-3, 64, 5, "gaussian")
         x = torch.rand(2, 3, 12 if cfg.data == "macro" else 1)
@@ -325,7 +330,7 @@ def test_every_config_parses_and_builds_its_model(path):
         assert guide.config.num_iafs == cfg.iaf
 
 
-def _ema_run(tmp_path, epochs, resume=False, out="ema", ema=0.5):
+def _ema_run(tmp_path, epochs, resume=False, out="ema", ema=0.5, ema_start=1):
     """A tiny VRNN run with weight EMA (decay 0.5 so that it differs visibly from the raw weights)."""
     import lightning as L
 
@@ -343,7 +348,7 @@ def _ema_run(tmp_path, epochs, resume=False, out="ema", ema=0.5):
         c = _corpus(8)
         np.savez(path, *c.splits["train"])
     cfg = TrainConfig(model="vrnn", guide="partial", data=str(path), z_dim=2, h_dim=4, hidden_dim=4,
-                      guide_rnn_dim=4, batch_size=3, epochs=epochs, ema_decay=ema, ema_start=1,
+                      guide_rnn_dim=4, batch_size=3, epochs=epochs, ema_decay=ema, ema_start=ema_start,
                       progress=False, out=str(tmp_path / out))
     L.seed_everything(0, verbose=False)
     _, _, task, data = _prepare(cfg)
@@ -377,6 +382,26 @@ def test_weight_ema_follows_its_formula_and_resumes_exactly(tmp_path):
     for part in ("state_dict", "current_model_state"):
         for k in keys:
             assert torch.equal(ckpt[part][k], b[part][k]), (part, k)
+
+
+def test_before_the_ema_begins_the_run_is_its_current_weights_not_the_initial_ones(tmp_path):
+    """Lightning's EMA callback validates and checkpoints its averaged copy from step 0, which holds the
+    initial weights until ema_start: a run shorter than ema_start would select and ship the untrained model."""
+    ckpt, steps, task = _ema_run(tmp_path, epochs=2, ema_start=100)  # 4 steps, the average never begins
+    keys = [k for k in steps[0] if steps[0][k].is_floating_point()]
+    for k in keys:
+        assert torch.equal(ckpt["state_dict"][k], steps[-1][k]), k
+        assert torch.equal(task.state_dict()[k], steps[-1][k]), k  # after training: the trained weights
+    best = torch.load(tmp_path / "ema" / "checkpoints" / "best.ckpt", weights_only=True)
+    assert any(not torch.equal(best["state_dict"][k], steps[0][k]) for k in keys)  # not the initial weights
+    # a resume across the start of the average equals the straight run (steps 5 and 6 average)
+    straight, _, _ = _ema_run(tmp_path, epochs=3, ema_start=4, out="s")
+    _ema_run(tmp_path, epochs=2, ema_start=4, out="r")  # 4 steps: not yet begun when it stops
+    resumed, _, _ = _ema_run(tmp_path, epochs=3, ema_start=4, out="r", resume=True)
+    for part in ("state_dict", "current_model_state"):
+        for k in keys:
+            assert torch.equal(straight[part][k], resumed[part][k]), (part, k)
+    assert any(not torch.equal(straight["state_dict"][k], straight["current_model_state"][k]) for k in keys)
 
 
 def test_last_checkpoint_is_written_every_epoch_even_without_improvement(tmp_path):

@@ -49,3 +49,36 @@ def test_flame_corpus():
     assert all(x[-1, 0] > 0.99 for s in c.splits for x in c.splits[s])
     with pytest.raises(ValueError, match="delta_range"):
         load_flame(delta_range=(0.0, 0.1))
+
+
+def test_a_coarser_time_step_samples_the_same_trajectories():
+    """201 steps of 5 time units are every fifth step of the paper's 1001 unit steps (same seed, same deltas)."""
+    fine = load_flame(powers=(3, 7), per_power=12, seed=2)
+    coarse = load_flame(powers=(3, 7), per_power=12, seed=2, num_steps=201, stride=5.0)
+    for split in fine.splits:
+        assert coarse.ids[split] == fine.ids[split]
+        for a, b in zip(fine.splits[split], coarse.splits[split]):
+            assert b.shape == (201, 1)
+            np.testing.assert_allclose(b, a[::5], atol=1e-6)
+    assert "201 steps of 5 time units" in coarse.source
+    with pytest.raises(ValueError, match="time between steps"):
+        flame_trajectories(3, [0.01], stride=0.0)
+    with pytest.raises(ValueError, match="num_steps >= 2"):
+        load_flame(per_power=4, num_steps=1)
+
+
+def test_flame_data_options_reach_the_loader():
+    from pyro_dssm.data.catalog import FlameOptions
+    from pyro_dssm.data.registry import load_corpus
+
+    c = load_corpus("flame-p4", {"flame_steps": 51, "flame_stride": 2.0, "flame_per_power": 20,
+                                 "flame_delta_min": 0.02, "flame_delta_max": 0.05})
+    xs = np.stack([x for s in c.splits for x in c.splits[s]])
+    assert xs.shape == (20, 51, 1)
+    assert xs[:, 0, 0].min() >= 0.02 * (1 - 1e-6) and xs[:, 0, 0].max() <= 0.05 * (1 + 1e-6)
+    for bad, match in (({"flame_stride": -1.0}, "flame_stride must be > 0"),
+                       ({"flame_steps": 1}, "flame_steps must be >= 2"),
+                       ({"flame_per_power": 0}, "flame_per_power"),
+                       ({"flame_delta_min": 0.1, "flame_delta_max": 0.01}, "flame_delta_min <= flame_delta_max")):
+        with pytest.raises(ValueError, match=match):
+            FlameOptions(**bad)

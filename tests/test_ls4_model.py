@@ -109,6 +109,38 @@ def test_recurrent_sampling_follows_the_convolution_mode(monkeypatch, output):
     torch.testing.assert_close(LS4Likelihood(m, zc).locs(xc)[:, 7:], xc[:, 7:], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("use_x", [True, False])
+def test_generated_means_are_the_decoder_means_of_the_noisy_path(use_x):
+    """mean=True returns mu_x at each step of the same path: the noisy sample minus it is the sigma_x noise,
+    the latents are the same, and with the x-conditioned decoder the noisy values still drive the next step."""
+    m, _ = _pair(use_x=use_x, obs_scale=0.3)
+    pyro.set_rng_seed(1)
+    x, z = m.generate(40, batch_size=50)
+    pyro.set_rng_seed(1)
+    mu, z2 = m.generate(40, batch_size=50, mean=True)
+    assert torch.equal(z, z2)
+    noise = (x - mu) / 0.3
+    assert abs(float(noise.mean())) < 0.05 and abs(float(noise.std()) - 1) < 0.05
+    # mu is the decoder's mean given the path's own (noisy) past: eq. (10) in convolution mode
+    torch.testing.assert_close(LS4Likelihood(m, z).locs(x), mu, rtol=1e-4, atol=1e-5)
+    if use_x:  # fed back the means instead, the path would differ
+        assert not torch.allclose(LS4Likelihood(m, z).locs(mu), mu, atol=1e-3)
+
+
+def test_the_prior_stack_takes_its_own_sizes():
+    small, _ = _pair()
+    big, _ = _pair(prior_H=16, prior_N=12, prior_depth=3)
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    assert count(big.prior_net) > count(small.prior_net)
+    assert count(big.decoder) == count(small.decoder)  # the other stacks keep H, N, depth
+    x, z = big.generate(10, batch_size=2)
+    assert z.shape == (2, 10, 2)
+    with pytest.raises(ValueError, match="prior_N must be even"):
+        LS4Config(x_dim=1, prior_N=5)
+    with pytest.raises(ValueError, match="prior_depth must be a positive integer"):
+        LS4Config(x_dim=1, prior_depth=0)
+
+
 def test_elbo_is_eq5_with_the_analytic_per_step_kl():
     m, g = _pair()
     x = torch.randn(3, 15, 3)

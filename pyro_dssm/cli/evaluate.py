@@ -78,6 +78,9 @@ def parse_args(argv=None):
     p.add_argument("--crossing-level", type=float, default=None,
                    help="--generation: also test when samples first reach this level against the data "
                         "(two-sample KS of the first-crossing times; FLAME: 0.5)")
+    p.add_argument("--sample-mean", action="store_true",
+                   help="--generation: score each step's decoder mean, not the sample with observation noise "
+                        "(the LS4 authors' code plots means), into RUN_DIR/generation-mean/")
     p.add_argument("--forecast", nargs="+", choices=["interpolation", "extrapolation"], default=[],
                    help="LS4: Sec. 5.3's tasks on the split (MSE, CRPS) into RUN_DIR/forecast_TASK.json")
     p.add_argument("--forecast-samples", type=int, default=10, help="--forecast: latent paths per sequence")
@@ -194,15 +197,16 @@ def main(argv=None) -> int:
         from pyro_dssm.generation import evaluate_generation
 
         try:
-            report = evaluate_generation(model, corpus, RunDir(run).generation_dir(), split=args.split,
+            gen_dir = RunDir(run).generation_dir(args.sample_mean)
+            report = evaluate_generation(model, corpus, gen_dir, split=args.split,
                                          probe_epochs=args.probe_epochs, seed=args.seed,
-                                         crossing_level=args.crossing_level)
+                                         crossing_level=args.crossing_level, mean=args.sample_mean)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         report.update(model=cfg.model, data=corpus.name, checkpoint=args.checkpoint)
-        atomic_write_text(RunDir(run).generation_dir() / RunDir.GENERATION, json.dumps(report, indent=2))
-        print(f"wrote {run / 'generation'}/ (generation.json, generated.npy, generation.png)")
+        atomic_write_text(gen_dir / RunDir.GENERATION, json.dumps(report, indent=2))
+        print(f"wrote {gen_dir}/ (generation.json, generated.npy, generation.png)")
     return 0
 
 

@@ -15,7 +15,8 @@ from typing import Optional
 from ..fields import check_positive_int, coerce_fields
 from .registry import register_dataset, register_format, register_transform
 
-__all__ = ["SpeechOptions", "SeriesOptions", "MusicFolderOptions", "TransposeOptions", "IrregularOptions"]
+__all__ = ["SpeechOptions", "SeriesOptions", "MusicFolderOptions", "TransposeOptions", "IrregularOptions",
+           "FlameOptions"]
 
 
 def _opt(default, help: str):
@@ -115,6 +116,29 @@ class IrregularOptions:
             raise ValueError(f"observed_fraction must be in (0, 1], got {self.observed_fraction!r}")
 
 
+@dataclass(frozen=True)
+class FlameOptions:
+    """The generated FLAME system (LS4 Sec. 5.1): length, time step, count and initial values."""
+
+    flame_steps: int = _opt(1001, "steps per trajectory (paper: 1001)")
+    flame_stride: float = _opt(1.0, "time units between steps (paper: 1; 201 steps of 5 cover the paper's "
+                                    "t in [0, 1000] five times more cheaply)")
+    flame_per_power: int = _opt(1000, "trajectories per power p = 3..10 (paper: 1000)")
+    flame_delta_min: float = _opt(2e-3, "smallest initial value x(0) (log-uniform; the jump comes at t ~ 1/x(0))")
+    flame_delta_max: float = _opt(2e-2, "largest initial value x(0)")
+
+    def __post_init__(self):
+        coerce_fields(self, "data option")
+        check_positive_int(self.flame_per_power, "data option 'flame_per_power'")
+        if self.flame_steps < 2:
+            raise ValueError(f"flame_steps must be >= 2, got {self.flame_steps!r}")
+        if not self.flame_stride > 0:
+            raise ValueError(f"flame_stride must be > 0 time units, got {self.flame_stride!r}")
+        if not 0 < self.flame_delta_min <= self.flame_delta_max < 1:
+            raise ValueError(f"FLAME initial values need 0 < flame_delta_min <= flame_delta_max < 1, got "
+                             f"{self.flame_delta_min!r} and {self.flame_delta_max!r}")
+
+
 # -- music ------------------------------------------------------------------------------------
 
 @register_dataset("bach", aliases=("bach_chorales",), description="the shipped Bach chorales (music21), 210/70/70")
@@ -141,13 +165,14 @@ for _key, _aliases in (("jsb", ("jsb_chorales",)), ("nottingham", ()), ("musedat
 
 # -- generated and statistical series ---------------------------------------------------------
 
-@register_dataset("flame", prefix=True, pattern="flame, flame-pP", description="the stiff FLAME system (LS4 Sec. 5.1), generated; "
+@register_dataset("flame", prefix=True, options=FlameOptions, pattern="flame, flame-pP", description="the stiff FLAME system (LS4 Sec. 5.1), generated; "
                                                     "flame-pP: one power P only")
 def _flame(name, opts, *, data_root, seed, log):
     from .flame import FLAME_POWERS, load_flame
 
     powers = FLAME_POWERS if name == "flame" else (int(name[len("flame-p"):]),)
-    return load_flame(powers, seed=seed)
+    return load_flame(powers, per_power=opts.flame_per_power, num_steps=opts.flame_steps, stride=opts.flame_stride,
+                      delta_range=(opts.flame_delta_min, opts.flame_delta_max), seed=seed)
 
 
 @register_dataset("macro", aliases=("macrodata",), description="statsmodels' US macro series (FRED-MD stand-in)")

@@ -462,7 +462,7 @@ class DSSM(PyroModule):
     # ----------------------------------------------------------- generation
     @torch.no_grad()
     def generate(self, num_steps: int, batch_size: int = 1, prefix: Optional[torch.Tensor] = None,
-                 guide=None) -> Tuple[torch.Tensor, torch.Tensor]:
+                 guide=None, mean: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """Sample sequences from the prior, or continue given prefixes.
 
         Args:
@@ -472,6 +472,8 @@ class DSSM(PyroModule):
                 latent states are drawn from ``guide`` (required then) and the
                 prior is rolled forward from there.
             guide: a guide for this model, used to infer the prefix's latents.
+            mean: return each new step's emission mean ``E[x_t | z_t, x_{<t}]`` instead of its
+                sample (the sample still drives the steps after it); the prefix is returned as given.
 
         Returns:
             ``(x, z)`` of shapes ``(B, T0 + num_steps, x_dim)`` and
@@ -493,5 +495,9 @@ class DSSM(PyroModule):
                 prefix, num_steps=T0 + num_steps)
             T = T0 + num_steps
         xs = tr.nodes["_RETURN"]["value"]
+        if mean:
+            first = T - num_steps  # the new steps are T0 + 1 .. T (1-based)
+            means = [tr.nodes[site_name("x", t)]["fn"].mean for t in range(first + 1, T + 1)]
+            xs = torch.cat([xs[..., :first, :], torch.stack(means, dim=-2)], dim=-2)
         zs = torch.stack([tr.nodes[site_name("z", t)]["value"] for t in range(1, T + 1)], dim=-2)
         return xs, zs

@@ -71,6 +71,8 @@ class LS4Config:
         init, discretisation: of every S4D layer (``"legs"``/``"lin"``, ``"zoh"``/``"bilinear"``).
         min_scale: floor of the predicted latent standard deviations.
         output: ``"identity"`` or ``"sigmoid"`` on the decoder mean (App. D.1: sigmoid for data in [0, 1]).
+        prior_H, prior_N, prior_depth: the prior stack's own sizes (eq. 7's ``p(z_n | z_<n)``),
+            to vary its capacity alone; ``None``: ``H``, ``N`` and ``depth``.
         missing: observations may hold NaN for unobserved entries (irregular sampling, Sec. 5.3):
             the likelihood scores the observed entries only, and the guide and the decoder read
             ``(value or 0, observed flag)``, ``2 x_dim`` input channels.
@@ -89,10 +91,17 @@ class LS4Config:
     min_scale: float = 1e-4
     output: str = "identity"
     missing: bool = False
+    prior_H: Optional[int] = None
+    prior_N: Optional[int] = None
+    prior_depth: Optional[int] = None
 
     def __post_init__(self):
         coerce_fields(self, "LS4")  # model options from YAML or --model-option take the declared types
         check_positive_ints(self, ("x_dim", "z_dim", "H", "N", "depth"), "LS4 ")
+        check_positive_ints(self, tuple(n for n in ("prior_H", "prior_N", "prior_depth")
+                                        if getattr(self, n) is not None), "LS4 ")
+        if self.prior_N is not None and self.prior_N % 2:
+            raise ValueError(f"LS4 prior state size prior_N must be even (conjugate pairs), got {self.prior_N}")
         if not isinstance(self.levels, int) or isinstance(self.levels, bool) or self.levels < 0:
             raise ValueError(f"LS4 levels must be a non-negative integer, got {self.levels!r}")
         if self.N % 2:
@@ -278,7 +287,8 @@ class LS4Model(PyroModule):
         super().__init__()
         self.config = c = config
         s4 = dict(init=c.init, discretisation=c.discretisation)
-        self.prior_net = LS4Stack(c.z_dim, c.z_dim, c.H, c.N, c.depth, c.levels, branches=2, **s4)
+        self.prior_net = LS4Stack(c.z_dim, c.z_dim, c.prior_H or c.H, c.prior_N or c.N, c.prior_depth or c.depth,
+                                  c.levels, branches=2, **s4)
         self.decoder = LS4GenStack(self.input_dim, c.z_dim, c.x_dim, c.H, c.N, c.depth, c.levels,
                                    use_x=c.decoder_uses_x, **s4)
         self.z_first = nn.Parameter(torch.zeros(c.z_dim))  # the prior's input before z_1
@@ -353,8 +363,8 @@ class LS4Model(PyroModule):
 
     @torch.no_grad()
     def generate(self, num_steps: int, batch_size: int = 1, prefix: Optional[torch.Tensor] = None,
-                 guide: Optional["LS4Guide"] = None, state_dtype: Optional[torch.dtype] = None
-                 ) -> Tuple[torch.Tensor, torch.Tensor]:
+                 guide: Optional["LS4Guide"] = None, state_dtype: Optional[torch.dtype] = None,
+                 mean: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """Sample in O(L) recurrent steps, from scratch or continuing prefixes.
 
         Args:
@@ -365,6 +375,9 @@ class LS4Model(PyroModule):
             state_dtype: the precision of the recurrent SSM steps: ``None`` (complex64 for a
                 float32 model, about 1e-5 relative to the convolution after 2048 steps) or
                 ``torch.complex128`` (double precision, about half as fast at large batches).
+            mean: return each new step's decoder mean (eq. 10's ``mu_x``) instead of adding the
+                observation noise ``obs_scale``; with ``decoder_uses_x`` the noisy sample still
+                drives the steps after it. The LS4 authors' code plots the mean.
 
         Returns:
             ``(x, z)`` of shapes ``(B, T0 + num_steps, x_dim)`` and ``(B, T0 + num_steps, z_dim)``.
@@ -393,9 +406,11 @@ class LS4Model(PyroModule):
                     zs.append(dist.Normal(loc, scale).sample())
                 out_x, ds = self.decoder.step(v, zs[t], ds)
                 loc_x = self.obs_mean(out_x)
+                fed = None
                 if t >= len(xs):
-                    xs.append(loc_x + c.obs_scale * torch.randn_like(loc_x))
-                u, v = zs[t], self.obs_input(xs[t])
+                    fed = loc_x + c.obs_scale * torch.randn_like(loc_x)
+                    xs.append(loc_x if mean else fed)
+                u, v = zs[t], self.obs_input(xs[t] if fed is None else fed)
         return torch.stack(xs, 1), torch.stack(zs, 1)
 
 

@@ -195,6 +195,41 @@ def _devices(value):
     return value
 
 
+class DeferredEMA(EMAWeightAveraging):
+    """Lightning's weight EMA (App. D.1), but the average stands in for the model only once it has begun.
+
+    ``EMAWeightAveraging`` validates, checkpoints and ends training with its averaged copy
+    from the first step, and before ``update_starting_at_step`` that copy holds the
+    *initial* weights: a run shorter than ``ema_start`` steps (small data: one step per
+    epoch) would validate, select its best checkpoint and ship the untrained model. Here,
+    until the first update, validation and the end of training use the current weights and
+    checkpoints store them as the state dict (the averaging state is kept, so ``--resume``
+    continues exactly); from the first update on it is ``EMAWeightAveraging`` unchanged.
+    """
+
+    def _begun(self) -> bool:
+        return self._average_model is not None and int(self._average_model.n_averaged) > 0
+
+    def on_validation_epoch_start(self, trainer, pl_module):
+        self._swapped = self._begun()
+        if self._swapped:
+            super().on_validation_epoch_start(trainer, pl_module)
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if getattr(self, "_swapped", False):
+            super().on_validation_epoch_end(trainer, pl_module)
+        self._swapped = False
+
+    def on_train_end(self, trainer, pl_module):
+        if self._begun():
+            super().on_train_end(trainer, pl_module)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+        if not self._begun() and "current_model_state" in checkpoint:
+            checkpoint["state_dict"] = checkpoint["current_model_state"]
+
+
 def make_trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks=()) -> L.Trainer:
     ckpt_dir = run_dir / "checkpoints"
     callbacks = [
@@ -209,9 +244,10 @@ def make_trainer(cfg: TrainConfig, run_dir: Path, extra_callbacks=()) -> L.Train
     if cfg.patience:
         callbacks.append(EarlyStopping(monitor=VAL_METRIC, mode="min", patience=cfg.patience))
     if cfg.ema_decay:
-        # validation, checkpoints' state_dict and the final weights are the average; the checkpoint
-        # keeps the raw weights too (current_model_state), so --resume continues both exactly
-        callbacks.append(EMAWeightAveraging(decay=cfg.ema_decay, update_starting_at_step=cfg.ema_start))
+        # validation, checkpoints' state_dict and the final weights are the average once it has begun
+        # (before: the current weights); the checkpoint keeps the raw weights too (current_model_state),
+        # so --resume continues both exactly
+        callbacks.append(DeferredEMA(decay=cfg.ema_decay, update_starting_at_step=cfg.ema_start))
     return L.Trainer(
         max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=_devices(cfg.devices), num_nodes=cfg.num_nodes,
         strategy=cfg.strategy, gradient_clip_val=cfg.clip_norm, gradient_clip_algorithm="norm",

@@ -168,8 +168,9 @@ class RunDir:
     def resynthesis_dir(self, latents: str = "sample", split: str = "test") -> Path:
         return self.path / (f"resynthesis-{latents}" + ("" if split == "test" else f"-{split}"))
 
-    def generation_dir(self) -> Path:
-        return self.path / "generation"
+    def generation_dir(self, mean: bool = False) -> Path:
+        """``generation/``: prior samples with observation noise; ``generation-mean/``: decoder means."""
+        return self.path / ("generation-mean" if mean else "generation")
 
     def forecast_file(self, task: str) -> Path:
         return self.path / f"forecast_{task}.json"
@@ -215,8 +216,8 @@ class RunDir:
     def resynthesis(self, latents: str = "sample", split: str = "test"):
         return self._json(self.resynthesis_dir(latents, split) / self.SUMMARY)
 
-    def generation(self):
-        return self._json(self.generation_dir() / self.GENERATION)
+    def generation(self, mean: bool = False):
+        return self._json(self.generation_dir(mean) / self.GENERATION)
 
     def forecast(self, task: str):
         return self._json(self.forecast_file(task))
@@ -268,14 +269,15 @@ class RunDir:
         best = self.best_epoch_kl()
         if best is not None:
             rec["val_kl_per_step"] = best
-        gen = self.generation()
-        if gen:
-            scores = gen.get("scores", {})
-            rec["generation"] = {k: scores[k] for k in ("marginal", "classification", "prediction", "wasserstein")
-                                 if k in scores}
-            if gen.get("crossing"):
-                rec["generation"]["crossing_p"] = gen["crossing"]["p_value"]
-            rec["generation_data"] = gen.get("data")
+        for key, gen in (("generation", self.generation()), ("generation_mean", self.generation(mean=True))):
+            if gen:
+                scores = gen.get("scores", {})
+                rec[key] = {k: scores[k] for k in ("marginal", "classification", "prediction", "wasserstein")
+                            if k in scores}
+                if gen.get("crossing"):
+                    rec[key]["crossing_p"] = gen["crossing"]["p_value"]
+                    rec[key]["crossing_ks"] = gen["crossing"]["ks_statistic"]
+                rec["generation_data"] = gen.get("data")
         for task in self.FORECAST_TASKS:
             rep = self.forecast(task)
             if rep:
