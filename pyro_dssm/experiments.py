@@ -54,7 +54,7 @@ from .metrics.stats import mean_std
 from .tables import aggregate, compare, music_claims, render_claims, render_table, render_times, run_record
 
 __all__ = ["KINDS", "Experiment", "RunPlan", "load_experiment", "plan_runs", "execute", "collect", "aggregate",
-           "render_table", "render_times", "machine_info", "mean_std", "REPO_ROOT", "BASELINES", "run_baselines",
+           "render_table", "render_times", "machine_info", "mean_std", "REPO_ROOT", "best_of_grid", "BASELINES", "run_baselines",
            "baseline_settings", "compare", "music_claims", "render_claims", "run_record"]
 
 def _repo_root() -> Path:
@@ -314,6 +314,29 @@ def collect(plans: Sequence[RunPlan]) -> List[Dict[str, Any]]:
         if rec is not None:
             records.append({"config": p.config.stem, "seed": p.seed, **rec})
     return records
+
+
+def best_of_grid(exp: Experiment, profile: str, *, root: Union[str, os.PathLike] = REPO_ROOT) -> Dict[tuple, str]:
+    """A tuning grid's pick: per (data, model), the run config whose finished runs (any seeds so far) have
+    the lowest mean best validation negative ELBO per step. Every config of the grid must have a finished
+    run; the unfinished ones are named."""
+    plans = plan_runs(exp, profile, root=root)
+    scores: Dict[str, List[float]] = {}
+    keys: Dict[str, tuple] = {}
+    for rec in collect(plans):
+        if rec.get("best_val_nelbo_per_step") is not None:
+            scores.setdefault(rec["config"], []).append(float(rec["best_val_nelbo_per_step"]))
+            keys[rec["config"]] = (rec["data"], rec["model"])
+    missing = sorted({p.config.stem for p in plans} - set(scores))
+    if missing:
+        raise ValueError(f"the grid is not finished: no finished run of {missing} under {exp.out_dir(profile, root)}; "
+                         f"train them first (without --best-of-grid)")
+    best: Dict[tuple, str] = {}
+    for config, vals in sorted(scores.items()):
+        key, mean = keys[config], sum(vals) / len(vals)
+        if key not in best or mean < sum(scores[best[key]]) / len(scores[best[key]]):
+            best[key] = config
+    return best
 
 
 def baseline_settings(exp: Experiment, profile: str, root: Union[str, os.PathLike] = REPO_ROOT) -> Dict[str, Any]:

@@ -192,15 +192,28 @@ def _speech_table(cells) -> str:
 
 
 def _generation_table(cells_by_data: Dict[str, Dict[str, Dict[str, Any]]]) -> str:
-    lines = ["| data | model | Marginal ↓ | Wasserstein marginal ↓ | Class. ↑ | Prediction ↓ | crossing-time KS p | "
-             "seeds | epochs |", "|---|---|---|---|---|---|---|---|---|"]
+    """One row per run config: a model's name, and its config's when one data set has several configs of
+    a model (a study's variants). Runs scored on their decoder means too (``evaluate --generation
+    --sample-mean``) add those columns."""
+    means = any(c.get("generation_mean.wasserstein", {}).get("n") for cells in cells_by_data.values()
+                for c in cells.values())
+    extra = " Wasserstein, means ↓ | crossing-time KS p, means |" if means else ""
+    lines = ["| data | model | Marginal ↓ | Wasserstein marginal ↓ | Class. ↑ | Prediction ↓ | crossing-time KS p |"
+             + extra + " seeds | epochs |", "|---|---|---|---|---|---|---|" + ("---|---|" if means else "") + "---|---|"]
     for data, cells in cells_by_data.items():
+        shared = {m for m in (c["model"] for c in cells.values())
+                  if sum(c["model"] == m for c in cells.values()) > 1}
         # LS4 first: the model the table is about, then its baselines
-        for c in sorted(cells.values(), key=lambda c: (c["model"] != "ls4", _model_key(c["model"]))):
-            lines.append(f"| {data} | {NAMES.get(c['model'], c['model'])} | "
-                         f"{_fmt(c['generation.marginal'], 4)} | {_fmt(c['generation.wasserstein'], 4)} | "
-                         f"{_fmt(c['generation.classification'], 4)} | {_fmt(c['generation.prediction'], 4)} | "
-                         f"{_fmt(c['generation.crossing_p'], 3)} | {len(c['seeds'])} | {_epochs(c['epochs_run'])} |")
+        for config, c in sorted(cells.items(), key=lambda kv: (kv[1]["model"] != "ls4", _model_key(kv[1]["model"]),
+                                                               kv[0])):
+            name = NAMES.get(c["model"], c["model"]) + (f" ({config})" if c["model"] in shared else "")
+            row = (f"| {data} | {name} | "
+                   f"{_fmt(c['generation.marginal'], 4)} | {_fmt(c['generation.wasserstein'], 4)} | "
+                   f"{_fmt(c['generation.classification'], 4)} | {_fmt(c['generation.prediction'], 4)} | "
+                   f"{_fmt(c['generation.crossing_p'], 3)} |")
+            if means:
+                row += f" {_fmt(c['generation_mean.wasserstein'], 4)} | {_fmt(c['generation_mean.crossing_p'], 3)} |"
+            lines.append(row + f" {len(c['seeds'])} | {_epochs(c['epochs_run'])} |")
     return "\n".join(lines)
 
 
@@ -209,7 +222,8 @@ FIELDS = {
               "samples_test.notes_per_frame", "real_test.held_share", "real_test.notes_per_frame", "val_kl_per_step"),
     "speech": tuple(f"resynthesis_sample_{s}.{m}" for s in ("train", "test") for m in ("si_sdr", "pesq_wb", "estoi")),
     "generation": ("generation.marginal", "generation.classification", "generation.prediction",
-                   "generation.wasserstein", "generation.crossing_p"),
+                   "generation.wasserstein", "generation.crossing_p", "generation_mean.wasserstein",
+                   "generation_mean.crossing_p"),
 }
 
 

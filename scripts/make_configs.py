@@ -158,6 +158,34 @@ def flame_study_configs():
         yield Path("ls4") / "flame-study" / f"{name}.yaml", cfg
 
 
+# issue 22's Table 1 against VRNN, fairly: each model at two sizes of matched parameter counts (model + guide,
+# within 5%: LS4 with H = N = 16 or 32 and 1 block per stack; VRNN widths chosen per data set to match) and two
+# learning rates, the same recipe for both; the best of each model's four on validation gets seeds 1 and 2
+# (configs/experiments/ls4-table1.yaml; scripts/select_grid.py picks them)
+TABLE1_SIZES = {"flame": {"small": (16, 54), "large": (32, 108)}, "macro": {"small": (16, 50), "large": (32, 104)}}
+TABLE1_DATA = {"flame": dict(data="flame", data_options=FLAME_STUDY_DATA, epochs=200, batch_size=32),
+               "macro": dict(data="macro", epochs=300, batch_size=64, ema_decay=0.0, ema_start=0)}
+TABLE1_LRS = {"lr1e-3": 1e-3, "lr3e-3": 3e-3}
+
+
+def table1_configs():
+    for data, sizes in TABLE1_SIZES.items():
+        for size, (H, width) in sizes.items():
+            for lr_name, lr in TABLE1_LRS.items():
+                recipe = dict(TABLE1_DATA[data], lr=lr)
+                for model in ("ls4", "vrnn"):
+                    name = f"{data}-{model}-{size}-{lr_name}"
+                    if model == "ls4":
+                        cfg = dict(LS4_COMMON, h_dim=H, **recipe,
+                                   model_options={**FLAME_STUDY_MODEL, "N": H})
+                    else:  # the same EMA as LS4 gets on this data set
+                        ema = {k: LS4_COMMON[k] for k in ("ema_decay", "ema_start")}
+                        cfg = dict(VRNN_BASELINE, h_dim=width, hidden_dim=width, guide_rnn_dim=width,
+                                   **{**ema, **recipe})
+                    cfg["out"] = f"runs/ls4/table1/{name}"
+                    yield Path("ls4") / "table1" / f"{name}.yaml", cfg
+
+
 def music_configs():
     for data in DATASETS:
         for model in MODELS:
@@ -190,7 +218,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     stale = []
     for rel, cfg in [*music_configs(), *bach_configs(), *speech_configs(), *ls4_configs(), *generation_configs(),
-                      *flame_study_configs()]:
+                      *flame_study_configs(), *table1_configs()]:
         path = ROOT / rel
         text = render(cfg)
         if args.check:

@@ -305,6 +305,17 @@ def test_every_config_parses_and_builds_its_model(path):
             ("ls4", 32, 16, 201, 5.0)
         assert (cfg.model_options["N"], cfg.model_options["depth"]) == (16, 1)
         x_dim, x = 1, torch.rand(2, 3, 1)
+    elif "table1" in path.parts:  # issue 22's grid: matched parameter counts (model + guide) within 5%
+        data = path.stem.split("-")[0]
+        x_dim = {"flame": 1, "macro": 12}[data]
+        x = torch.rand(2, 3, x_dim)
+        twin = path.with_name(path.name.replace("-vrnn-", "-ls4-") if cfg.model == "vrnn"
+                              else path.name.replace("-ls4-", "-vrnn-"))
+        m2, g2 = build_model_and_guide(TrainConfig.from_dict(load_config(twin)), x_dim, "gaussian")
+        m1, g1 = build_model_and_guide(cfg, x_dim, "gaussian")
+        n1, n2 = (sum(p.numel() for p in [*m.parameters(), *g.parameters()]) for m, g in ((m1, g1), (m2, g2)))
+        assert abs(n1 - n2) <= 0.05 * max(n1, n2), (path.name, n1, twin.name, n2)
+        assert cfg.lr in (1e-3, 3e-3) and (cfg.ema_decay > 0) == (data == "flame")
     elif "ls4" in path.parts and cfg.model == "vrnn":  # the generation baseline beside LS4 (issue 8)
         assert (cfg.guide, cfg.lr, cfg.batch_size, cfg.z_dim, cfg.emission) == ("full", 1e-3, 64, 5, "gaussian")
         x = torch.rand(2, 3, 12 if cfg.data == "macro" else 1)

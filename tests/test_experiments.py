@@ -486,3 +486,31 @@ def test_run_dir_knows_where_every_output_goes_and_reads_it_back(tmp_path):
     (rd.path / "metrics.json").write_text(json.dumps({"epochs_run": 3, "test_nelbo_per_step": 7.6}))
     rec = ex.run_record(rd.path)
     assert rd.finished and rec["model"] == "srnn" and rec["eval_test"]["nelbo_per_step"] == 7.5
+
+
+def test_best_of_grid_picks_each_models_best_validation_config_over_its_finished_seeds(tmp_path):
+    grid = {"a-ls4-s": ("ls4", [1.0]), "a-ls4-l": ("ls4", [0.5, 2.0]), "a-vrnn-s": ("vrnn", [0.9]),
+            "a-vrnn-l": ("vrnn", [0.8]), "b-ls4-s": ("ls4", [3.0])}
+    for name in grid:
+        _write(tmp_path / f"{name}.yaml", "model: vrnn\nguide: full\n")
+    exp = ex.load_experiment(_write(tmp_path / "e.yaml", f"name: g\nkind: generation\nout: {tmp_path}/o\n"
+                                                         f"configs: ['{tmp_path}/[ab]-*.yaml']\nseeds: [0, 1]\n"))
+    plans = {p.key: p for p in ex.plan_runs(exp, "paper")}
+
+    def finish(name, seed, val):
+        run = plans[f"{name}/seed{seed}"].run_dir
+        run.mkdir(parents=True, exist_ok=True)
+        model, data = grid[name][0], name.split("-")[0]
+        (run / "config.yaml").write_text(f"model: {model}\nguide: full\ndata: {data}\n")
+        (run / "metrics.json").write_text(json.dumps({"data": data, "best_val_nelbo_per_step": val}))
+
+    for name, (_, vals) in grid.items():
+        if name != "b-ls4-s":
+            for seed, val in enumerate(vals):
+                finish(name, seed, val)
+    with pytest.raises(ValueError, match=r"grid is not finished.*b-ls4-s"):
+        ex.best_of_grid(exp, "paper")
+    finish("b-ls4-s", 0, 3.0)
+    # a-ls4-l's mean over its two seeds (1.25) loses to a-ls4-s (1.0), though its seed 0 was the best
+    assert ex.best_of_grid(exp, "paper") == {("a", "ls4"): "a-ls4-s", ("a", "vrnn"): "a-vrnn-l",
+                                             ("b", "ls4"): "b-ls4-s"}

@@ -132,3 +132,31 @@ def test_evaluate_forecast_and_table2(ls4_run, tmp_path):
     assert r.returncode == 2 and "--forecast interpolation" in r.stderr
     r = _script("evaluate.py", run, "--forecast", "interpolation", "--context-fraction", "1.5")
     assert r.returncode == 2 and "--context-fraction" in r.stderr
+
+
+def test_a_study_table_names_its_variants_and_shows_the_decoder_means(tmp_path):
+    """Several configs of one model on one data set (the FLAME study) are rows named by their configs; runs
+    scored on their decoder means too (generation-mean/) add those columns, with the crossing-time test."""
+    import yaml
+
+    from pyro_dssm.tables import render_table, run_record
+
+    records = []
+    for config, w, p in (("base", 0.05, 0.01), ("x-decoder", 0.2, 0.3)):
+        run = tmp_path / config / "seed0"
+        for sub, scale in (("generation", 1.0), ("generation-mean", 0.5)):
+            (run / sub).mkdir(parents=True)
+            (run / sub / "generation.json").write_text(json.dumps({
+                "data": "flame", "scores": {"marginal": 1.0, "classification": 0.1, "prediction": 0.2,
+                                            "wasserstein": w * scale},
+                "crossing": {"p_value": p * scale, "ks_statistic": 0.4}}))
+        (run / "config.yaml").write_text(yaml.safe_dump({"model": "ls4", "guide": "ls4", "data": "flame"}))
+        rec = run_record(run, finished=False)
+        records.append({**rec, "config": config, "seed": 0})  # what the experiment adds (collect)
+    assert records[0]["generation_mean"] == {"marginal": 1.0, "classification": 0.1, "prediction": 0.2,
+                                             "wasserstein": 0.025, "crossing_p": 0.005, "crossing_ks": 0.4}
+    table = render_table("generation", records)
+    assert "Wasserstein, means ↓ | crossing-time KS p, means |" in table
+    rows = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| flame")}
+    assert set(rows) == {"LS4 (base)", "LS4 (x-decoder)"}
+    assert "| 0.2000 | 0.1000 | 0.2000 | 0.300 | 0.1000 | 0.150 |" in rows["LS4 (x-decoder)"]

@@ -6,6 +6,8 @@ Examples::
     python scripts/reproduce.py configs/experiments/music-bach.yaml --profile cpu --jobs 2
     python scripts/reproduce.py configs/experiments/music-bach.yaml --profile cpu --table-only
     python scripts/reproduce.py configs/experiments/oracle-lgssm.yaml
+    python scripts/reproduce.py configs/experiments/ls4-grid-macro.yaml --profile cpu --seeds 0      # a tuning grid
+    python scripts/reproduce.py configs/experiments/ls4-grid-macro.yaml --profile cpu --seeds 1 2 --best-of-grid
 
 Runs go to ``OUT/PROFILE/CONFIG/seedS`` (finished runs are skipped, interrupted ones
 resumed, missing evaluations done), logs to ``OUT/PROFILE/logs/``; the table to
@@ -29,7 +31,12 @@ def parse_args(argv=None):
     p.add_argument("--only", nargs="+", metavar="CONFIG", help="only these run configs (file stems)")
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (each gets cores/jobs threads)")
     p.add_argument("--table-only", action="store_true", help="train nothing: tabulate the finished runs")
+    p.add_argument("--best-of-grid", action="store_true",
+                   help="a tuning grid's second stage: only the config of each (data, model) with the best validation "
+                        "ELBO over its finished runs (e.g. with --seeds 1 2 after the grid's seed 0)")
     args = p.parse_args(argv)
+    if args.best_of_grid and args.only:
+        p.error("--best-of-grid chooses the configs itself; drop --only")
     if args.jobs < 1:
         p.error("--jobs must be >= 1")
     return args
@@ -52,7 +59,13 @@ def main(argv=None) -> int:
             status, table, baselines = {}, oracle_table(records), []
             seconds = time.time() - t0
         else:
-            plans = ex.plan_runs(exp, args.profile, seeds=args.seeds, only=args.only)
+            only = args.only
+            if args.best_of_grid:
+                best = ex.best_of_grid(exp, args.profile)
+                for (data, model), config in sorted(best.items()):
+                    print(f"best on validation: {data} {model}: {config}")
+                only = sorted(best.values())
+            plans = ex.plan_runs(exp, args.profile, seeds=args.seeds, only=only)
             status = {} if args.table_only else ex.execute(plans, jobs=args.jobs, log_dir=out / "logs")
             records = ex.collect(plans)
             baselines = ex.run_baselines(exp, args.profile, seeds=args.seeds, train=not args.table_only)

@@ -247,7 +247,8 @@ class RunDir:
         metrics = metrics or {}
         rec = {"run_dir": str(self.path), "model": cfg["model"], "guide": cfg.get("guide"), "iaf": cfg.get("iaf", 0),
                "data": metrics.get("data", cfg.get("data")), "epochs_run": metrics.get("epochs_run"),
-               "train_seconds": metrics.get("train_seconds"), "test_nelbo_per_step": metrics.get("test_nelbo_per_step")}
+               "train_seconds": metrics.get("train_seconds"), "test_nelbo_per_step": metrics.get("test_nelbo_per_step"),
+               "best_val_nelbo_per_step": metrics.get("best_val_nelbo_per_step")}
         for split in ("train", "valid", "test"):
             ev = self.evaluation(split)
             if ev:
