@@ -21,7 +21,7 @@ import torch
 
 from .plots import histogram_steps  # the figure's choice of steps, re-exported: plots never imports this module
 
-__all__ = ["evaluate_generation", "plot_generation", "histogram_steps", "music_sample_stats"]
+__all__ = ["evaluate_generation", "prior_samples", "plot_generation", "histogram_steps", "music_sample_stats"]
 
 
 def plot_generation(real: np.ndarray, fake: np.ndarray, path, dim: int = 0, shown: int = 20) -> None:
@@ -29,6 +29,20 @@ def plot_generation(real: np.ndarray, fake: np.ndarray, path, dim: int = 0, show
     from .plots import generation_figure, save_figure
 
     save_figure(generation_figure(real, fake, dim=dim, shown=shown), path, dpi=90)
+
+
+def prior_samples(model, length: int, num: int, *, seed: int = 0, mean: bool = False) -> np.ndarray:
+    """``num`` sequences ``(num, length, x_dim)`` from ``model``'s prior, seeded (``pyro.set_rng_seed(seed)``),
+    in eval mode and without gradients: what :func:`evaluate_generation` scores (``mean``: decoder means)."""
+    pyro.set_rng_seed(seed)
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            fake, _ = model.generate(length, batch_size=num, mean=mean)
+    finally:
+        model.train(was)
+    return fake.cpu().numpy().astype(np.float32)
 
 
 def evaluate_generation(model, corpus, out_dir, *, split: str = "test", num_samples: Optional[int] = None,
@@ -53,15 +67,7 @@ def evaluate_generation(model, corpus, out_dir, *, split: str = "test", num_samp
         raise ValueError("generation scores are for real-valued data (Gaussian observations)")
     real = np.stack(seqs).astype(np.float32)
     n = num_samples or len(real)
-    pyro.set_rng_seed(seed)
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            fake, _ = model.generate(real.shape[1], batch_size=n, mean=mean)
-    finally:
-        model.train(was)
-    fake = fake.cpu().numpy().astype(np.float32)
+    fake = prior_samples(model, real.shape[1], n, seed=seed, mean=mean)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     np.save(out_dir / "generated.npy", fake)

@@ -66,6 +66,35 @@ def test_evaluate_generation_and_table(ls4_run, tmp_path):
     assert r.returncode == 2 and "not a run directory" in r.stderr
 
 
+def test_decoder_means_are_scored_apart_and_reach_the_pretrained_card(ls4_run, tmp_path):
+    """evaluate --generation --sample-mean writes generation-mean/ (the noisy scores stay); an exported
+    run's card carries both, and the exported weights draw the same seeded samples again."""
+    from pyro_dssm.generation import prior_samples
+    from pyro_dssm.metrics import wasserstein_marginal
+    from pyro_dssm.pretrained import export_pretrained, load_pretrained_run, pretrained_card
+
+    for extra in ([], ["--sample-mean"]):
+        r = _script("evaluate.py", ls4_run, "--generation", "--probe-epochs", "1", "--no-elbo",
+                    "--crossing-level", "0.5", *extra)
+        assert r.returncode == 0, r.stderr[-3000:]
+    noisy = json.loads((ls4_run / "generation" / "generation.json").read_text())
+    means = json.loads((ls4_run / "generation-mean" / "generation.json").read_text())
+    assert means["output"] == "decoder mean" and noisy["output"].startswith("sample")
+    real = np.stack(_flame_test_split(ls4_run))
+    fake_mean = np.load(ls4_run / "generation-mean" / "generated.npy")
+    fake = np.load(ls4_run / "generation" / "generated.npy")
+    # the same seeded path: the noisy samples scatter around the means by sigma_x = 0.1
+    assert np.std(fake - fake_mean) == pytest.approx(0.1, rel=0.1)
+    assert means["scores"]["wasserstein"] == pytest.approx(wasserstein_marginal(real, fake_mean))
+    export_pretrained(ls4_run, "tiny-ls4", dest=tmp_path)
+    card = pretrained_card("tiny-ls4", tmp_path)
+    assert set(card["generation"]) == {"sample", "mean"}
+    assert card["generation"]["mean"]["scores"] == means["scores"]
+    _, corpus, model, _ = load_pretrained_run("tiny-ls4", tmp_path)
+    again = prior_samples(model, means["length"], means["generated"], seed=means["seed"], mean=True)
+    np.testing.assert_allclose(again, fake_mean, rtol=1e-5, atol=1e-6)
+
+
 def test_generation_table_bold_per_row(tmp_path):
     import yaml
 

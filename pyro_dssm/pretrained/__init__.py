@@ -163,5 +163,10 @@ def export_pretrained(run_dir: Union[str, Path], name: str, *, dest: Optional[Un
     s = RunDir(run_dir).samples("test")  # pyro-dssm evaluate --sample-stats: prior samples against the data
     if s:
         card["samples"] = {"prior": s["samples"], "data": s["real"], "split": s.get("split", "test")}
+    for key, mean in (("sample", False), ("mean", True)):  # evaluate --generation [--sample-mean]
+        gen = RunDir(run_dir).generation(mean)
+        if gen:
+            card.setdefault("generation", {})[key] = {k: gen.get(k) for k in (
+                "split", "generated", "length", "seed", "probe_epochs", "output", "scores", "crossing")}
     atomic_write_text(card_path, json.dumps(card, indent=2) + "\n")
     return weights, card_path
