@@ -22,6 +22,7 @@ from pathlib import Path
 
 KEEP = ("config.yaml", "metrics.json", "untrained_test.json", "eval_*.json", "eval_*.csv", "samples_*.json",
         "logs/metrics.csv", "resynthesis-*/summary.json", "resynthesis-*/utterances.csv", "generation/generation.json",
+        "generation-mean/generation.json",
         "forecast_*.json")
 TOP = ("table.md", "results.json", "baselines/*.json")
 

@@ -163,7 +163,7 @@ def flame_study_configs():
 # learning rates, the same recipe for both; the best of each model's four on validation gets seeds 1 and 2
 # (configs/experiments/ls4-table1.yaml; scripts/select_grid.py picks them)
 TABLE1_SIZES = {"flame": {"small": (16, 54), "large": (32, 108)}, "macro": {"small": (16, 50), "large": (32, 104)}}
-TABLE1_DATA = {"flame": dict(data="flame", data_options=FLAME_STUDY_DATA, epochs=200, batch_size=32),
+TABLE1_DATA = {"flame": dict(data="flame", data_options=FLAME_STUDY_DATA, epochs=600, batch_size=32),
                "macro": dict(data="macro", epochs=300, batch_size=64, ema_decay=0.0, ema_start=0)}
 TABLE1_LRS = {"lr1e-3": 1e-3, "lr3e-3": 3e-3}
 
