@@ -165,3 +165,24 @@ def test_another_corpus_must_match_the_models_dimension_and_emission(tmp_path):
     with pytest.raises(FileNotFoundError, match="neither a known corpus"):
         evaluation_corpus(cfg, "no-such-corpus", model)
     assert evaluation_corpus(cfg, str(tmp_path / "rolls.npy"), model).merged().splits["all"].__len__() == 10
+
+
+def test_a_transposition_trained_model_scores_another_corpus_as_given(tmp_path):
+    """Key transposition augments the training split of the run's own data only: evaluating the model on
+    another corpus reads that corpus's sequences once each, untransposed."""
+    from types import SimpleNamespace
+
+    from pyro_dssm.config import TrainConfig
+    from pyro_dssm.training.engine import build_corpus
+    from pyro_dssm.training.runs import evaluation_corpus
+
+    rng = np.random.default_rng(1)
+    rolls = np.zeros((12, 6, 88), np.float32)
+    rolls[:, :, 40:50] = rng.random((12, 6, 10)) < 0.3
+    np.save(tmp_path / "rolls.npy", rolls)
+    cfg = TrainConfig(model="arssm", guide="full", data=str(tmp_path / "rolls.npy"), data_options={"transpose": 2})
+    trained_on = build_corpus(cfg)
+    assert len(trained_on.splits["train"]) > len(build_corpus(cfg, augment=False).splits["train"])  # copies added
+    model = SimpleNamespace(config=SimpleNamespace(x_dim=88, emission="bernoulli"))
+    other = evaluation_corpus(cfg, str(tmp_path / "rolls.npy"), model)
+    assert sum(len(v) for v in other.splits.values()) == 12

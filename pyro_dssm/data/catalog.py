@@ -282,7 +282,7 @@ def _tsf(path, opts, *, seed, log):
 
 # -- transforms of any corpus -----------------------------------------------------------------
 
-@register_transform(TransposeOptions)
+@register_transform(TransposeOptions, training_only=True)
 def _transpose(corpus, opts, *, seed):
     from .augment import transposed
 

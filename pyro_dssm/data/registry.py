@@ -67,10 +67,14 @@ class FormatEntry:
 
 @dataclass(frozen=True)
 class TransformEntry:
-    """A change to any corpus after loading: ``fn(corpus, options, *, seed) -> Corpus``."""
+    """A change to any corpus after loading: ``fn(corpus, options, *, seed) -> Corpus``.
+
+    ``training_only``: an augmentation of the training data (e.g. key transposition), which a
+    trained model's evaluation on another corpus leaves out."""
 
     fn: Callable[..., Any]
     options: type
+    training_only: bool = False
 
 
 _DATASETS: Dict[str, DatasetEntry] = {}
@@ -122,14 +126,15 @@ def register_format(description: str, match: Callable[[Path], bool], *, options:
     return deco
 
 
-def register_transform(options: type):
+def register_transform(options: type, *, training_only: bool = False):
     """Decorator registering ``fn(corpus, opts, *, seed) -> Corpus``, applied to every corpus after loading
     (and after ``max_sequences``), in registration order. It should return ``corpus`` itself when its
-    options are at their defaults."""
+    options are at their defaults. ``training_only``: it augments the training data and is left out
+    when a trained model is evaluated on another corpus (:func:`apply_transforms` ``training=False``)."""
 
     def deco(fn):
         _register_options(options)
-        _TRANSFORMS.append(TransformEntry(fn, options))
+        _TRANSFORMS.append(TransformEntry(fn, options, training_only))
         return fn
 
     return deco
@@ -226,10 +231,13 @@ def _warn_unused(data: str, used: Tuple[Optional[type], ...], values: Mapping[st
         warnings.warn(f"data option(s) {unused} do not apply to --data {data!r} and are ignored", stacklevel=3)
 
 
-def apply_transforms(corpus, values: Mapping[str, Any], *, seed: int = 0):
-    """``corpus`` after every registered transform, each with its options from ``values``."""
+def apply_transforms(corpus, values: Mapping[str, Any], *, seed: int = 0, training: bool = True):
+    """``corpus`` after every registered transform, each with its options from ``values``
+    (``training=False``: without the training-only augmentations)."""
     _catalog()
     for t in _TRANSFORMS:
+        if t.training_only and not training:
+            continue
         corpus = t.fn(corpus, dataset_options(t.options, values), seed=seed)
     return corpus
 

@@ -66,16 +66,17 @@ __all__ = ["DSSMTask", "SequenceDataModule", "AtomicCheckpointIO", "build_corpus
 # Building blocks
 # ----------------------------------------------------------------------------------------------
 
-def build_corpus(cfg: TrainConfig, log=None) -> Corpus:
+def build_corpus(cfg: TrainConfig, log=None, *, augment: bool = True) -> Corpus:
     """The corpus named by ``cfg.data`` (:func:`pyro_dssm.data.registry.load_corpus`: a registered corpus,
     or a file or folder of a registered format, with ``cfg.data_options``), cut to ``max_sequences``,
-    then changed by the registered transforms (irregular sampling when ``observed_fraction < 1``)."""
+    then changed by the registered transforms (irregular sampling when ``observed_fraction < 1``; key
+    transposition of the training split, left out with ``augment=False``)."""
     from ..data.registry import apply_transforms, load_corpus
 
     corpus = load_corpus(cfg.data, cfg.data_options, data_root=cfg.data_root, seed=cfg.seed, log=log)
     if cfg.max_sequences is not None:
         corpus = corpus.head(cfg.max_sequences)
-    return apply_transforms(corpus, cfg.data_options, seed=cfg.seed)
+    return apply_transforms(corpus, cfg.data_options, seed=cfg.seed, training=augment)
 
 
 def resolve_emission(cfg: TrainConfig, corpus: Corpus) -> str:

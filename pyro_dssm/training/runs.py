@@ -109,7 +109,8 @@ def run_output_dir(run_dir, out=None) -> Path:
 
 def evaluation_corpus(cfg: TrainConfig, data: str, model) -> Corpus:
     """Another corpus for a trained model: ``data`` (any ``--data``: a corpus name, a folder, a file)
-    read with the run's own pre-processing (frames per quarter, STFT, normalisation).
+    read with the run's own pre-processing (frames per quarter, STFT, normalisation), without the
+    run's training-only augmentation (key transposition): each of its sequences is scored once, as given.
 
     Raises:
         ValueError: its dimension differs from the model's, or it is not binary for a Bernoulli model.
@@ -117,7 +118,8 @@ def evaluation_corpus(cfg: TrainConfig, data: str, model) -> Corpus:
     """
     from .engine import build_corpus, check_support
 
-    corpus = build_corpus(cfg.replace(data=str(data), max_sequences=None, max_files=None))  # every file
+    every_file = cfg.replace(data=str(data), max_sequences=None, max_files=None)
+    corpus = build_corpus(every_file, augment=False)
     x_dim = model.config.x_dim
     if corpus.x_dim != x_dim:
         raise ValueError(f"data {str(data)!r} has {corpus.x_dim} features per step, but the model was trained on "
