@@ -189,3 +189,23 @@ def test_a_study_table_names_its_variants_and_shows_the_decoder_means(tmp_path):
     rows = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| flame")}
     assert set(rows) == {"LS4 (base)", "LS4 (x-decoder)"}
     assert "| 0.2000 | 0.1000 | 0.2000 | 0.300 | 0.1000 | 0.150 |" in rows["LS4 (x-decoder)"]
+
+
+def test_generation_claims_orient_each_score_and_need_one_config_per_model():
+    from pyro_dssm.tables import generation_claims
+
+    def rec(model, seed, marginal, classification, config=None):
+        return {"data": "macro", "model": model, "seed": seed, "config": config or model,
+                "generation": {"marginal": marginal, "classification": classification}}
+
+    records = [rec("ls4", 0, 0.10, 0.50), rec("ls4", 1, 0.12, 0.52), rec("ls4", 2, 0.11, 0.48),
+               rec("vrnn", 0, 0.30, 0.20), rec("vrnn", 1, 0.31, 0.25), rec("vrnn", 2, 0.29, 0.22)]
+    claims = {c["claim"]: c for c in generation_claims(records)}
+    marg = claims["macro: LS4 ahead of VRNN on Marginal (samples)"]
+    assert marg["verdict"] == "confirmed" and marg["diff"] == pytest.approx(0.19)  # lower is better
+    cls = claims["macro: LS4 ahead of VRNN on Classification (samples)"]
+    assert cls["verdict"] == "confirmed" and cls["diff"] == pytest.approx(0.50 - 0.2233333, abs=1e-6)  # higher
+    flipped = [dict(r, model={"ls4": "vrnn", "vrnn": "ls4"}[r["model"]]) for r in records]
+    assert {c["verdict"] for c in generation_claims(flipped)} == {"contradicted"}
+    # a grid before its pick (two LS4 configs) makes no claim
+    assert generation_claims(records + [rec("ls4", 0, 0.1, 0.5, config="ls4-large")]) == []
