@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,30 +68,34 @@ def test_evaluate_generation_and_table(ls4_run, tmp_path):
 
 
 def test_decoder_means_are_scored_apart_and_reach_the_pretrained_card(ls4_run, tmp_path):
-    """evaluate --generation --sample-mean writes generation-mean/ (the noisy scores stay); an exported
+    """Decoder means are scored into generation-mean/ (the noisy scores stay in generation/); an exported
     run's card carries both, and the exported weights draw the same seeded samples again."""
-    from pyro_dssm.generation import prior_samples
+    from pyro_dssm.generation import evaluate_generation, prior_samples
     from pyro_dssm.metrics import wasserstein_marginal
     from pyro_dssm.pretrained import export_pretrained, load_pretrained_run, pretrained_card
+    from pyro_dssm.training import load_run
+    from pyro_dssm.training.runs import RunDir
 
-    for extra in ([], ["--sample-mean"]):
-        r = _script("evaluate.py", ls4_run, "--generation", "--probe-epochs", "1", "--no-elbo",
-                    "--crossing-level", "0.5", *extra)
-        assert r.returncode == 0, r.stderr[-3000:]
-    noisy = json.loads((ls4_run / "generation" / "generation.json").read_text())
-    means = json.loads((ls4_run / "generation-mean" / "generation.json").read_text())
+    run = tmp_path / "run"
+    shutil.copytree(ls4_run, run)
+    _, corpus, model, _ = load_run(run)
+    for mean in (False, True):
+        evaluate_generation(model, corpus, RunDir(run).generation_dir(mean), probe_epochs=1, crossing_level=0.5,
+                            mean=mean, figure=False, log=None)
+    noisy = json.loads((run / "generation" / "generation.json").read_text())
+    means = json.loads((run / "generation-mean" / "generation.json").read_text())
     assert means["output"] == "decoder mean" and noisy["output"].startswith("sample")
-    real = np.stack(_flame_test_split(ls4_run))
-    fake_mean = np.load(ls4_run / "generation-mean" / "generated.npy")
-    fake = np.load(ls4_run / "generation" / "generated.npy")
+    real = np.stack(_flame_test_split(run))
+    fake_mean = np.load(run / "generation-mean" / "generated.npy")
+    fake = np.load(run / "generation" / "generated.npy")
     # the same seeded path: the noisy samples scatter around the means by sigma_x = 0.1
     assert np.std(fake - fake_mean) == pytest.approx(0.1, rel=0.1)
     assert means["scores"]["wasserstein"] == pytest.approx(wasserstein_marginal(real, fake_mean))
-    export_pretrained(ls4_run, "tiny-ls4", dest=tmp_path)
-    card = pretrained_card("tiny-ls4", tmp_path)
+    export_pretrained(run, "tiny-ls4", dest=tmp_path / "zoo")
+    card = pretrained_card("tiny-ls4", tmp_path / "zoo")
     assert set(card["generation"]) == {"sample", "mean"}
     assert card["generation"]["mean"]["scores"] == means["scores"]
-    _, corpus, model, _ = load_pretrained_run("tiny-ls4", tmp_path)
+    _, corpus, model, _ = load_pretrained_run("tiny-ls4", tmp_path / "zoo")
     again = prior_samples(model, means["length"], means["generated"], seed=means["seed"], mean=True)
     np.testing.assert_allclose(again, fake_mean, rtol=1e-5, atol=1e-6)
 
