@@ -284,3 +284,9 @@ def test_archive_runs_keeps_finished_runs_small_files_and_no_checkpoints(tmp_pat
     kept = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
     assert kept == ["arssm-full/seed0/config.yaml", "arssm-full/seed0/eval_test.json", "arssm-full/seed0/logs/metrics.csv",
                     "arssm-full/seed0/metrics.json", "baselines/gru-seed0.json", "table.md"]
+    # --unfinished: the interrupted run's resume state too (its checkpoint), never a finished run's checkpoint
+    r = script("archive_runs.py", src, tmp_path / "all", "--unfinished")
+    assert r.returncode == 0 and "of 1 unfinished runs" in r.stdout
+    kept = sorted(str(p.relative_to(tmp_path / "all")) for p in (tmp_path / "all").rglob("*") if p.is_file())
+    assert "arssm-full/seed1/checkpoints/last.ckpt" in kept and "arssm-full/seed1/config.yaml" in kept
+    assert "arssm-full/seed0/checkpoints/last.ckpt" not in kept
