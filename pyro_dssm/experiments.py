@@ -331,11 +331,11 @@ def best_of_grid(exp: Experiment, profile: str, *, root: Union[str, os.PathLike]
     if missing:
         raise ValueError(f"the grid is not finished: no finished run of {missing} under {exp.out_dir(profile, root)}; "
                          f"train them first (without --best-of-grid)")
+    means = {config: sum(vals) / len(vals) for config, vals in scores.items()}
     best: Dict[tuple, str] = {}
-    for config, vals in sorted(scores.items()):
-        key, mean = keys[config], sum(vals) / len(vals)
-        if key not in best or mean < sum(scores[best[key]]) / len(scores[best[key]]):
-            best[key] = config
+    for config in sorted(means):  # ties go to the first config by name
+        if keys[config] not in best or means[config] < means[best[keys[config]]]:
+            best[keys[config]] = config
     return best
 
 
