@@ -348,3 +348,34 @@ def test_speech_corpus_gives_back_whole_utterances_of_every_split(tmp_path, monk
         assert names == corpus.ids["test"] and power[0] is corpus.splits["test"][0]
         with pytest.raises(ValueError, match="unknown split"):
             corpus.utterances("dev")
+
+
+def test_a_speech_run_exports_a_card_that_reproduces_offline(speech_run, tmp_path, monkeypatch):
+    """A speech model's card holds Table I's scores of its run and the scores of the shipped clips of its test
+    split, which the loaded weights recompute without the corpus (how the shipped speech weights are tested)."""
+    from pyro_dssm.config import TrainConfig
+    from pyro_dssm.pretrained import export_pretrained, load_pretrained, pretrained_card, shipped_clip_scores
+
+    run, _ = speech_run
+    monkeypatch.setenv("PYRO_DSSM_DATA", str(run.parent / "home"))
+    export_pretrained(run, "tiny-speech", dest=tmp_path)
+    card = pretrained_card("tiny-speech", tmp_path)
+    corpus = speech.load_shipped_speech()
+    summary = json.loads((run / "resynthesis-sample" / "summary.json").read_text())
+    assert card["data"]["kind"] == "speech" and card["resynthesis"]["test"]["metrics"] == summary["metrics"]
+    clips = card["shipped_clips"]
+    # every file of this corpus is a shipped clip: the card scores exactly the test split, with its pre-processing
+    assert clips["clips"] == sorted(corpus.files["test"])
+    assert clips["frames"] == sum(len(p) for p in corpus.splits["test"])
+    assert set(clips["per_clip"]) == set(clips["clips"]) and np.isfinite(clips["nelbo_per_step"])
+    model, guide = load_pretrained("tiny-speech", tmp_path)
+    again = shipped_clip_scores(model, guide, TrainConfig.from_dict(card["config"]), clips["clips"],
+                                seed=clips["seed"])
+    assert again["nelbo_per_step"] == pytest.approx(clips["nelbo_per_step"], rel=1e-6)
+    for name, scores in clips["per_clip"].items():
+        assert again["per_clip"][name] == pytest.approx(scores, rel=1e-6)
+    # another resynthesis draw changes the scores: the card's seed is what makes them reproducible
+    other = shipped_clip_scores(model, guide, TrainConfig.from_dict(card["config"]), clips["clips"], seed=123)
+    assert other["per_clip"] != clips["per_clip"]
+    with pytest.raises(ValueError, match="no shipped clips"):
+        shipped_clip_scores(model, guide, TrainConfig.from_dict(card["config"]), [])

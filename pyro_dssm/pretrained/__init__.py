@@ -13,6 +13,11 @@ and the command that retrains it. ::
 
 ``scripts/evaluate.py`` and ``scripts/sample.py`` take a pretrained name wherever they
 take a run directory. :func:`export_pretrained` turns a finished run into such a pair.
+
+A speech model's card also carries its run's Table I scores (``card["resynthesis"]``) and,
+since its corpus is not installed with the package, the scores of the shipped clips that
+were in its test split (``card["shipped_clips"]``, :func:`shipped_clip_scores`), which
+anyone can recompute offline.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import torch
 
 __all__ = ["PRETRAINED_DIR", "list_pretrained", "pretrained_card", "load_pretrained", "load_pretrained_run",
-           "export_pretrained", "retrain_command"]
+           "export_pretrained", "retrain_command", "shipped_clip_scores"]
 
 #: Where the shipped weights and cards live.
 PRETRAINED_DIR = Path(__file__).resolve().parent
@@ -87,6 +92,54 @@ def load_pretrained_run(name: str, root: Optional[Union[str, Path]] = None):
 
     cfg, model, guide = _load(name, root)
     return cfg, build_corpus(cfg), model, guide
+
+
+def _shipped_test_clips(corpus) -> List[str]:
+    """The clips shipped with the package (``pyro_dssm/data/assets/speech``) that lie in ``corpus``'s test split."""
+    from ..data.speech import SHIPPED_SPEECH
+
+    return sorted({Path(f).name for f in corpus.files.get("test", []) if (SHIPPED_SPEECH / Path(f).name).is_file()})
+
+
+def shipped_clip_scores(model, guide, cfg, clips, *, seed: int = 0) -> Dict[str, Any]:
+    """A speech model's scores on clips shipped with the package: what its card records and a test redraws.
+
+    A speech corpus (the 551-prompt Asterisk corpus, LibriSpeech) is not installed with the package,
+    so a speech model's card also scores the shipped clips that were in its *test* split, which
+    anyone can recompute offline. Each clip is read with the run's own pre-processing (its
+    ``cfg`` data options: sample rate, STFT, trimming), scored by the negative ELBO per frame
+    (``cfg.eval_particles`` particles, seed ``cfg.seed``) and resynthesised in teacher-forcing
+    mode with latents sampled from the guide (seed ``seed``; :mod:`pyro_dssm.resynthesis`).
+
+    Args:
+        clips: file names in ``pyro_dssm/data/assets/speech`` (e.g. ``"vm-helpexit.flac"``).
+
+    Returns:
+        ``{"clips", "frames", "nelbo_per_step", "seed", "per_clip": {name: {si_sdr, pesq_wb, estoi}},
+        "mean": {si_sdr, pesq_wb, estoi}}``.
+    """
+    import numpy as np
+
+    from ..data.catalog import SpeechOptions
+    from ..data.speech import SHIPPED_SPEECH, load_audio, power_spectrograms, preprocess_waveform
+    from ..resynthesis import analysis_resynthesis, score_resynthesis
+    from ..training.engine import evaluate_split
+
+    clips = list(clips)
+    if not clips:
+        raise ValueError("no shipped clips to score")
+    opts = SpeechOptions(**{f.name: cfg.option(f.name) for f in dataclasses.fields(SpeechOptions)})
+    stft = opts.stft()
+    waves = [preprocess_waveform(load_audio(SHIPPED_SPEECH / c, stft.sample_rate), top_db=opts.trim_db, cfg=stft,
+                                 where=str(SHIPPED_SPEECH / c)) for c in clips]
+    power = power_spectrograms(waves, stft)
+    elbo = evaluate_split(model, guide, power, batch_size=len(power), elbo_particles=cfg.eval_particles,
+                          iwae_particles=0, seed=cfg.seed)
+    items = analysis_resynthesis(model, guide, waves, power, stft, latents="sample", seed=seed)
+    per_clip = {c: score_resynthesis(it["wave"], it["estimate"], stft.sample_rate) for c, it in zip(clips, items)}
+    mean = {k: float(np.nanmean([v[k] for v in per_clip.values()])) for k in ("si_sdr", "pesq_wb", "estoi")}
+    return {"clips": clips, "frames": int(sum(len(p) for p in power)), "nelbo_per_step": elbo["nelbo_per_step"],
+            "seed": seed, "per_clip": per_clip, "mean": mean}
 
 
 _FLAG_SKIP = {"out", "progress", "emission", "accelerator", "devices", "num_nodes", "strategy", "num_workers"}
@@ -163,6 +216,15 @@ def export_pretrained(run_dir: Union[str, Path], name: str, *, dest: Optional[Un
     s = RunDir(run_dir).samples("test")  # pyro-dssm evaluate --sample-stats: prior samples against the data
     if s:
         card["samples"] = {"prior": s["samples"], "data": s["real"], "split": s.get("split", "test")}
+    if corpus.kind == "speech":
+        for split in ("test", "train"):  # Table I's scores of the run (evaluate, resynthesis with sampled latents)
+            res = RunDir(run_dir).resynthesis("sample", split)
+            if res:
+                card.setdefault("resynthesis", {})[split] = {k: res.get(k) for k in (
+                    "utterances", "latents", "metrics", "not_scored", "pesq_mode", "estoi", "seed")}
+        clips = _shipped_test_clips(corpus)
+        if clips:  # offline-reproducible scores: the shipped clips of the test split
+            card["shipped_clips"] = shipped_clip_scores(model, guide, cfg, clips, seed=cfg.seed)
     for key, mean in (("sample", False), ("mean", True)):  # evaluate --generation [--sample-mean]
         gen = RunDir(run_dir).generation(mean)
         if gen:
