@@ -135,19 +135,22 @@ def fit_guide_to_teacher(model, guide, corpus, *, lr: float = 3e-3, batch_size: 
 def guide_study(model, corpus, *, guides: Sequence[str] = ("partial", "full", "A", "B", "C"),
                 iafs: Sequence[int] = (0, 3), ks: Sequence[int] = (10, 100, 1000), rnn_dim: int = 128,
                 hidden_dim: int = 128, iaf_dim: int = 20, teacher_guide=None, seed: int = 0,
-                log: Callable[[str], None] = print, **fit_options) -> Dict[str, Any]:
+                logp_ks: Sequence[int] = (), log: Callable[[str], None] = print, **fit_options) -> Dict[str, Any]:
     """Fit every (guide, IAF count) to the teacher's data and score its bound against the estimated ``log p(x)``.
 
     Args:
         model: the frozen teacher.
         corpus: its synthetic sequences (:func:`teacher_corpus`).
-        ks: the particle counts at which the IWAE bounds are reported; the largest estimates ``log p(x)``
-            (with the guide whose IWAE bound is the tightest).
+        ks: the particle counts at which every guide's IWAE bounds are reported; at the largest, the guide
+            whose IWAE bound is the tightest is chosen to estimate ``log p(x)``.
+        logp_ks: larger particle counts for that guide alone (e.g. ``(10000,)``): ``log p(x)`` is then its
+            IWAE bound at the largest of them, and ``log_p_by_k`` shows whether the estimate has converged
+            in K (it costs one guide's draws, not every guide's).
         teacher_guide: optionally the teacher's own (jointly trained) guide, scored as one more row.
         **fit_options: :func:`fit_guide_to_teacher`'s options.
 
     Returns:
-        ``{"steps", "ks", "log_p_per_step", "log_p_by_k", "rows": [...]}``; each row: ``guide``, ``iaf``,
+        ``{"steps", "ks", "log_p_per_step", "log_p_k", "log_p_by_k", "rows": [...]}``; each row: ``guide``, ``iaf``,
         ``nelbo_per_step``, ``gap_per_step`` (``log p(x) - ELBO``), ``iwae_per_step`` (per K), the fit's record.
     """
     from .guides import create_guide
@@ -158,6 +161,9 @@ def guide_study(model, corpus, *, guides: Sequence[str] = ("partial", "full", "A
     test = corpus.splits["test"]
     steps = sum(len(s) for s in test)
     K = ks[-1]
+    logp_ks = sorted({int(k) for k in logp_ks})
+    if logp_ks and logp_ks[0] <= K:
+        raise ValueError(f"logp_ks must exceed the largest of ks ({K}), got {logp_ks}")
     entries = [(g, n) for n in iafs for g in guides]
     rows, weights = [], []
     for i, (name, n) in enumerate(entries):
@@ -168,24 +174,33 @@ def guide_study(model, corpus, *, guides: Sequence[str] = ("partial", "full", "A
         pyro.set_rng_seed(seed + 1000)
         lw = importance_log_weights(model, guide, test, K)
         weights.append(lw)
-        rows.append({"guide": name, "iaf": n, "fit": fit, "_lw": lw})
+        rows.append({"guide": name, "iaf": n, "fit": fit, "_lw": lw, "_guide": guide})
     if teacher_guide is not None:
         pyro.set_rng_seed(seed + 1000)
         lw = importance_log_weights(model, teacher_guide, test, K)
         weights.append(lw)
-        rows.append({"guide": "teacher's own", "iaf": None, "fit": None, "_lw": lw})
+        rows.append({"guide": "teacher's own", "iaf": None, "fit": None, "_lw": lw, "_guide": teacher_guide})
     iwae = torch.stack([torch.logsumexp(lw, 0) - math.log(K) for lw in weights])  # (G, N)
     best = int(iwae.sum(-1).argmax())
-    log_p = iwae[best]  # the tightest guide's bound: a lower bound in expectation (a per-sequence max would not be)
-    by_k = {str(k): float((torch.logsumexp(weights[best][:k], 0) - math.log(k)).sum() / steps) for k in ks}
+    lw_best = weights[best]
+    if logp_ks:  # more draws of the chosen guide only: does the estimate still move with K?
+        log(f"[log p(x)] {logp_ks[-1]} importance draws of the tightest guide")
+        pyro.set_rng_seed(seed + 2000)
+        lw_best = torch.cat([lw_best, importance_log_weights(model, rows[best]["_guide"], test, logp_ks[-1] - K)], 0)
+    K_logp = lw_best.shape[0]
+    # the tightest guide's bound: a lower bound in expectation (a per-sequence max would not be)
+    log_p = torch.logsumexp(lw_best, 0) - math.log(K_logp)
+    by_k = {str(k): float((torch.logsumexp(lw_best[:k], 0) - math.log(k)).sum() / steps) for k in ks + logp_ks}
     for row in rows:
         lw = row.pop("_lw")
+        row.pop("_guide")
         elbo = lw.mean(0)
         row.update(nelbo_per_step=float(-elbo.sum() / steps), gap_per_step=float((log_p - elbo).sum() / steps),
                    iwae_per_step={str(k): float((torch.logsumexp(lw[:k], 0) - math.log(k)).sum() / steps)
                                   for k in ks})
     out = {"steps": steps, "sequences": len(test), "ks": ks, "log_p_per_step": float(log_p.sum() / steps),
-           "log_p_by_k": by_k, "best_guide": rows[best]["guide"], "best_iaf": rows[best]["iaf"], "rows": rows}
+           "log_p_k": K_logp, "log_p_by_k": by_k, "best_guide": rows[best]["guide"], "best_iaf": rows[best]["iaf"],
+           "rows": rows}
     if teacher_guide is not None:
         out["teacher_kl_per_step"] = teacher_kl_per_step(model, teacher_guide, test, seed=seed)
     return out
@@ -226,6 +241,6 @@ def guide_study_table(result: Dict[str, Any]) -> str:
                      "(KL to the prior).")
     best = result["best_guide"] + (f" + {result['best_iaf']} IAF" if result["best_iaf"] else "")
     lines.append(f"−log p(x) per step ≈ {-result['log_p_per_step']:.4f} (the tightest guide's IWAE bound, {best}, at "
-                 f"K={ks[-1]}; {result['sequences']} sequences, {result['steps']} steps). "
+                 f"K={result.get('log_p_k', ks[-1])}; {result['sequences']} sequences, {result['steps']} steps). "
                  f"Best guide's −IWAE per step by K: {conv}.")
     return "\n".join(lines)

@@ -23,7 +23,7 @@ def lgssm_study():
     corpus = teacher_corpus(model, sizes={"train": 64, "valid": 16, "test": 16}, length=12, seed=0)
     before = [p.detach().clone() for p in model.parameters()]
     res = guide_study(model, corpus, guides=("partial", "full"), iafs=(0,), ks=(10, 300), rnn_dim=16, hidden_dim=16,
-                      epochs=40, patience=5, lr=1e-2, batch_size=16, log=lambda s: None)
+                      epochs=40, patience=5, lr=1e-2, batch_size=16, logp_ks=(3000,), log=lambda s: None)
     return model, corpus, before, res
 
 
@@ -34,8 +34,11 @@ def test_the_log_likelihood_estimate_matches_the_kalman_filter(lgssm_study):
     exact = float(kalman_log_likelihood(model, x).sum() / mask.sum())
     assert res["steps"] == int(mask.sum()) == 16 * 12
     assert res["log_p_per_step"] == pytest.approx(exact, abs=0.02)
-    # the K-sample bounds rise towards it; every guide's ELBO lies below it, by its own gap
-    assert res["log_p_by_k"]["10"] < res["log_p_by_k"]["300"] + 1e-9
+    # the K-sample bounds rise towards it (K = 3000 from the tightest guide alone); every guide's ELBO lies
+    # below it, by its own gap
+    by_k = res["log_p_by_k"]
+    assert res["log_p_k"] == 3000 and res["log_p_per_step"] == pytest.approx(by_k["3000"], abs=1e-12)
+    assert by_k["10"] < by_k["300"] + 1e-9 and abs(by_k["3000"] - exact) <= abs(by_k["10"] - exact)
     for row in res["rows"]:
         assert row["gap_per_step"] > 0 and -row["nelbo_per_step"] < exact
         assert row["gap_per_step"] == pytest.approx(res["log_p_per_step"] + row["nelbo_per_step"], abs=1e-9)
@@ -83,6 +86,25 @@ def test_importance_weights_in_chunks_are_the_same_draws_as_in_one_go():
     assert torch.allclose(one.mean(0), many.mean(0), atol=4 * float(one.std(0).max()) / 3000 ** 0.5)
 
 
+def test_log_p_from_more_draws_of_the_tightest_guide_sets_every_gap():
+    """``logp_ks``: ``log p(x)`` is the chosen guide's bound at the largest K, and every gap is measured from it."""
+    model = linear_gaussian_dssm(2, 3)
+    corpus = teacher_corpus(model, sizes={"train": 8, "valid": 4, "test": 4}, length=5, seed=3)
+    kw = dict(guides=("partial", "full"), iafs=(0,), ks=(4, 8), rnn_dim=8, hidden_dim=8, epochs=1, patience=0,
+              batch_size=8, log=lambda s: None)
+    res = guide_study(model, corpus, logp_ks=(200,), **kw)
+    assert res["log_p_k"] == 200 and list(res["log_p_by_k"]) == ["4", "8", "200"]
+    assert res["log_p_per_step"] == pytest.approx(res["log_p_by_k"]["200"], abs=1e-12)
+    best = next(r for r in res["rows"] if r["guide"] == res["best_guide"])
+    # the first 8 draws of the chosen guide are the ones its K = 8 bound was computed from
+    assert res["log_p_by_k"]["8"] == pytest.approx(best["iwae_per_step"]["8"], abs=1e-12)
+    for row in res["rows"]:
+        assert row["gap_per_step"] == pytest.approx(res["log_p_per_step"] + row["nelbo_per_step"], abs=1e-9)
+    assert "K=200;" in guide_study_table(res)
+    with pytest.raises(ValueError, match="logp_ks must exceed the largest of ks"):
+        guide_study(model, corpus, logp_ks=(8,), **kw)
+
+
 @pytest.mark.parametrize("sizes, length", [({"train": 1, "valid": 1}, 4), ({"train": 1, "valid": 1, "test": 0}, 4),
                                            ({"train": 1, "valid": 1, "test": 1}, 0)])
 def test_teacher_corpus_rejects_bad_sizes(sizes, length):
@@ -100,3 +122,5 @@ def test_the_script_runs_on_a_pretrained_teacher_and_names_bad_guides(tmp_path):
     assert res["command"].startswith("python scripts/guide_study.py arssm-full-bach")
     r = script("guide_study.py", "arssm-full-bach", "--guides", "D")
     assert r.returncode == 2 and "unknown guide(s) ['D']" in r.stderr
+    r = script("guide_study.py", "arssm-full-bach", "--ks", "10", "100", "--logp-ks", "50")
+    assert r.returncode == 2 and "--logp-ks must exceed the largest of --ks (100)" in r.stderr
