@@ -6,7 +6,8 @@ of two layouts:
 
 - ``"experiment"`` (``pyro-dssm reproduce``): one row per model, mean ± std over seeds, the
   papers' numbers beside ours, prior-sample statistics, and the papers' claims judged over
-  seeds (:func:`compare`);
+  seeds (:func:`compare`; Table I's, where each model has one run, over the test utterances,
+  paired: :func:`compare_paired`);
 - ``"paper"`` (:mod:`pyro_dssm.paper_tables`; ``scripts/results_table.py``, ``speech_table.py``,
   ``generation_table.py``): the
   papers' own shape (Table II: one column per dataset, ``NLL (ELBO)``; Table I: partial/full
@@ -24,7 +25,8 @@ from typing import Any, Dict, List, Optional, Sequence
 from .metrics.stats import mean_std
 
 __all__ = ["aggregate", "render_table", "render_times", "compare", "music_claims", "render_claims", "run_record",
-           "PAPER_MUSIC_JSB", "PAPER_SPEECH", "MODEL_ORDER", "NAMES", "FIELDS", "generation_claims"]
+           "PAPER_MUSIC_JSB", "PAPER_SPEECH", "MODEL_ORDER", "NAMES", "FIELDS", "generation_claims", "compare_paired",
+           "speech_claims"]
 
 
 def run_record(run_dir, *, finished: bool = True) -> Optional[Dict[str, Any]]:
@@ -260,7 +262,14 @@ def render_table(kind: str, records: Sequence[Dict[str, Any]], baselines: Sequen
         return table
     cells = aggregate(records, FIELDS[kind])
     if kind != "music":
-        return _speech_table(cells)
+        table = _speech_table(cells)
+        claims = speech_claims(records)
+        if claims:
+            table += ("\n\nTable I's claims (gap: the first model's score minus the second's, so positive favours "
+                      "the first; judged over seeds where both have several, else over the test utterances, "
+                      "paired, which measures the test set's noise and not training's; confirmed beyond twice "
+                      "its standard error):\n\n" + render_claims(claims, unit="score"))
+        return table
     samples = _sample_table(cells)
     claims = render_claims(music_claims(records, baselines))
     return (_music_table(cells, baselines)
@@ -355,13 +364,104 @@ def generation_claims(records: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]
     return claims
 
 
+def compare_paired(better: Dict[str, float], worse: Dict[str, float], *, margin: float = 2.0) -> Dict[str, Any]:
+    """Is ``better`` ahead of ``worse`` (lower is better) on the same items, beyond the items' noise?
+
+    ``better`` and ``worse`` map item ids (e.g. test utterances) to scores; the items both score
+    (finite) are paired, ``diff`` is the mean of ``worse - better`` over them and ``se`` its standard
+    error (sample standard deviation of the differences over ``sqrt(n)``); the verdict as in
+    :func:`compare`. This is the noise of the test items, not of training: use it where each model
+    has one training seed, and say so.
+    """
+    ids = [k for k in better if k in worse and all(
+        v is not None and math.isfinite(float(v)) for v in (better[k], worse[k]))]
+    if not ids:
+        return {"verdict": "not run", "diff": float("nan"), "se": float("nan"), "n": (0, 0), "basis": "items"}
+    d = [float(worse[k]) - float(better[k]) for k in ids]
+    m = mean_std(d)
+    if len(d) < 2:
+        return {"verdict": "one item", "diff": m["mean"], "se": float("nan"), "n": (1, 1), "basis": "items"}
+    se = m["std"] / math.sqrt(len(d))
+    verdict = ("confirmed" if m["mean"] > margin * se else "contradicted" if m["mean"] < -margin * se
+               else "within noise")
+    return {"verdict": verdict, "diff": m["mean"], "se": se, "n": (len(d), len(d)), "basis": "items"}
+
+
+SPEECH_CLAIM_METRICS = (("si_sdr", "SI-SDR"), ("pesq_wb", "PESQ-WB"), ("estoi", "ESTOI"))
+
+
+def _utterance_scores(rec: Dict[str, Any], split: str = "test", latents: str = "sample") -> Dict[str, Dict[str, float]]:
+    """``{metric: {utterance id: score}}`` from a run's ``resynthesis-LATENTS[-SPLIT]/utterances.csv``."""
+    import csv
+
+    from .training.runs import RunDir
+
+    if not rec.get("run_dir"):
+        return {}
+    path = RunDir(rec["run_dir"]).resynthesis_dir(latents, split) / "utterances.csv"
+    if not path.is_file():
+        return {}
+    out: Dict[str, Dict[str, float]] = {k: {} for k, _ in SPEECH_CLAIM_METRICS}
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            for k, _ in SPEECH_CLAIM_METRICS:
+                out[k][row["id"]] = float(row[k]) if row.get(k) not in (None, "") else float("nan")
+    return out
+
+
+def speech_claims(records: Sequence[Dict[str, Any]], split: str = "test") -> List[Dict[str, Any]]:
+    """Table I's claims (taxonomy paper, Sec. III): ArSSM ahead of its peers (SRNN, VRNN, FSSM, RSSM) under
+    each alignment, and the autoregressive models (ArSSM, SRNN, VRNN) ahead of FSSM and RSSM (full
+    alignment), on SI-SDR, PESQ-WB and ESTOI of the test resynthesis (sampled latents; higher is better).
+
+    With several seeds on both sides a claim is judged over seeds (:func:`compare` on each run's mean);
+    with one run per model, over the test utterances, paired (:func:`compare_paired`): that measures
+    the test set's noise, not training's, and each claim says which (``basis``: ``seeds`` or ``items``).
+    """
+    runs: Dict[tuple, List[Dict[str, Any]]] = {}
+    for r in records:
+        if not r.get("iaf"):
+            runs.setdefault((r["model"], r["guide"]), []).append(r)
+
+    scores: Dict[str, Dict[str, Dict[str, float]]] = {}
+
+    def utterances(rec):
+        if rec["run_dir"] not in scores:
+            scores[rec["run_dir"]] = _utterance_scores(rec, split)
+        return scores[rec["run_dir"]]
+
+    def judge(a, b, metric):
+        ra, rb = runs[a], runs[b]
+        if len(ra) > 1 and len(rb) > 1:
+            va = [_get(r, f"resynthesis_sample_{split}.{metric}") for r in ra]
+            vb = [_get(r, f"resynthesis_sample_{split}.{metric}") for r in rb]
+            return {**compare([-v for v in va if v is not None], [-v for v in vb if v is not None]), "basis": "seeds"}
+        ua, ub = utterances(ra[0]).get(metric), utterances(rb[0]).get(metric)
+        if not ua or not ub:
+            return None
+        return compare_paired({k: -v for k, v in ua.items()}, {k: -v for k, v in ub.items()})
+
+    pairs = [(("arssm", g), (other, g)) for g in ("partial", "full") for other in ("srnn", "vrnn", "fssm", "rssm")]
+    pairs += [((ar, "full"), (other, "full")) for ar in ("srnn", "vrnn") for other in ("fssm", "rssm")]
+    claims = []
+    for a, b in pairs:
+        if a not in runs or b not in runs:
+            continue
+        for metric, name in SPEECH_CLAIM_METRICS:
+            c = judge(a, b, metric)
+            if c is not None:
+                claims.append({"claim": f"{NAMES[a[0]]} ahead of {NAMES[b[0]]} on {name} ({a[1]} alignment)", **c})
+    return claims
+
+
 def render_claims(claims: Sequence[Dict[str, Any]], unit: str = "nats/step") -> str:
     """Markdown: each claim, the gap (worse − better, in ``unit``) ± its standard error, the seeds, the verdict."""
     lines = [f"| claim | gap ({unit}) | seeds | verdict |", "|---|---|---|---|"]
     for c in claims:
         gap = "–" if not math.isfinite(c["diff"]) else (f"{c['diff']:+.3f}" + (
             f" ± {c['se']:.3f}" if math.isfinite(c["se"]) else ""))
-        lines.append(f"| {c['claim']} | {gap} | {c['n'][0]} vs {c['n'][1]} | {c['verdict']} |")
+        basis = (f"{c['n'][0]} utterances, paired" if c.get("basis") == "items" else f"{c['n'][0]} vs {c['n'][1]}")
+        lines.append(f"| {c['claim']} | {gap} | {basis} | {c['verdict']} |")
     return "\n".join(lines)
 
 

@@ -452,6 +452,67 @@ def test_compare_judges_a_claim_by_its_gap_against_seed_noise():
     assert ex.compare([], [7.0])["verdict"] == "not run"
 
 
+def test_compare_paired_judges_by_the_items_both_score():
+    from pyro_dssm.tables import compare_paired
+
+    worse = {f"u{i}": 5.0 + i for i in range(5)}
+    better = {k: v - 0.5 + (0.1 if i % 2 else -0.1) for i, (k, v) in enumerate(worse.items())}  # lower is better
+    c = compare_paired(better, worse)
+    d = [worse[k] - better[k] for k in worse]  # 0.6, 0.4, 0.6, 0.4, 0.6
+    assert c["diff"] == pytest.approx(np.mean(d)) and c["se"] == pytest.approx(np.std(d, ddof=1) / math.sqrt(5))
+    assert c["verdict"] == "confirmed" and c["n"] == (5, 5) and c["basis"] == "items"
+    assert compare_paired(worse, better)["verdict"] == "contradicted"
+    # the pairing is what removes the items' spread: unpaired, the same scores are within noise
+    assert ex.compare(list(better.values()), list(worse.values()))["verdict"] == "within noise"
+    noisy = {k: v + (1.0 if i % 2 else -1.0) for i, (k, v) in enumerate(worse.items())}
+    assert compare_paired(noisy, worse)["verdict"] == "within noise"
+    # unscored (nan) and unshared items are left out
+    partial = compare_paired({**better, "u0": float("nan"), "x": 0.0}, worse)
+    assert partial["n"] == (4, 4)
+    assert compare_paired({}, worse)["verdict"] == "not run"
+
+
+def _speech_run(root, model, guide, seed, scores):
+    """A finished speech run directory whose test resynthesis scored ``scores`` (SI-SDR per utterance)."""
+    from pyro_dssm.training.runs import RunDir
+
+    run = root / f"{model}-{guide}" / f"seed{seed}"
+    res = RunDir(run).resynthesis_dir("sample", "test")
+    res.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": model, "guide": guide, "iaf": 0, "data": "asterisk"}))
+    (run / "metrics.json").write_text(json.dumps({"epochs_run": 5, "train_seconds": 1.0}))
+    rows = ["id,seconds,frames,si_sdr,pesq_wb,estoi"] + [f"u{i},1.0,60,{v},{1.0 + v / 100},{0.5 + v / 100}"
+                                                         for i, v in enumerate(scores)]
+    (res / "utterances.csv").write_text("\n".join(rows) + "\n")
+    summary = {"utterances": len(scores), "metrics": {k: {"mean": float(np.mean(vals)), "median": 0.0} for k, vals in (
+        ("si_sdr", scores), ("pesq_wb", [1.0 + v / 100 for v in scores]), ("estoi", [0.5 + v / 100 for v in scores]))}}
+    (res / "summary.json").write_text(json.dumps(summary))
+    return {**RunDir(run).record(), "config": f"{model}-{guide}", "seed": seed}
+
+
+def test_speech_claims_pair_the_test_utterances_of_single_runs_and_use_seeds_when_there_are_several(tmp_path):
+    from pyro_dssm.tables import speech_claims
+
+    base = [4.0, 6.0, 3.0, 8.0, 5.0, 7.0]
+    recs = [_speech_run(tmp_path, "arssm", "full", 0, [v + 0.3 for v in base]),   # ahead on every utterance
+            _speech_run(tmp_path, "srnn", "full", 0, base),
+            _speech_run(tmp_path, "fssm", "full", 0, [v + (2 if i % 2 else -2) for i, v in enumerate(base)])]
+    claims = {c["claim"]: c for c in speech_claims(recs)}
+    c = claims["ArSSM ahead of SRNN on SI-SDR (full alignment)"]
+    assert c["verdict"] == "confirmed" and c["diff"] == pytest.approx(0.3) and c["basis"] == "items"
+    assert claims["ArSSM ahead of FSSM on SI-SDR (full alignment)"]["verdict"] == "within noise"
+    assert claims["SRNN ahead of FSSM on ESTOI (full alignment)"]["verdict"] == "within noise"
+    assert not any("VRNN" in k or "partial" in k for k in claims)  # only the pairs that were run
+    table = ex.render_table("speech", recs)
+    assert "| ArSSM ahead of SRNN on SI-SDR (full alignment) | +0.300 ± 0.000 | 6 utterances, paired | confirmed |" \
+        in table
+    # several seeds on both sides: judged over the seeds' means, not the utterances
+    more = [_speech_run(tmp_path, "arssm", "full", s, [v + 0.3 + s for v in base]) for s in (1, 2)]
+    more += [_speech_run(tmp_path, "srnn", "full", s, [v + s for v in base]) for s in (1, 2)]
+    seeded = {c["claim"]: c for c in speech_claims(recs + more)}["ArSSM ahead of SRNN on SI-SDR (full alignment)"]
+    assert seeded["basis"] == "seeds" and seeded["n"] == (3, 3) and seeded["diff"] == pytest.approx(0.3)
+
+
 def test_music_claims_cover_alignment_iaf_autoregression_and_the_gru():
     recs = [_record("arssm", "full", s, 7.50 + s / 100, 7.40) for s in range(3)]
     recs += [_record("arssm", "partial", s, 7.60 + s / 100, 7.50) for s in range(3)]
