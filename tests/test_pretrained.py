@@ -169,6 +169,24 @@ def test_shipped_weights_reproduce_their_card_exactly(name):
     assert got.get("nll_per_step") == pytest.approx(card["test"].get("nll_per_step"), abs=1e-6)
 
 
+def test_half_precision_weights_are_half_the_size_and_reproduce_their_own_card(exported, tmp_path):
+    run, _, full_weights, _ = exported
+    weights, _ = export_pretrained(run, "tiny-half", dest=tmp_path, half=True)
+    assert weights.stat().st_size < 0.75 * full_weights.stat().st_size
+    blob = torch.load(weights, weights_only=True)
+    assert {v.dtype for v in blob["model"].values() if v.is_floating_point()} == {torch.float16}
+    card = pretrained_card("tiny-half", tmp_path)
+    assert card["weights_dtype"] == "float16" and pretrained_card("tiny-srnn", full_weights.parent)[
+        "weights_dtype"] == "float32"
+    cfg, corpus, model, guide = load_pretrained_run("tiny-half", tmp_path)
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # loaded into the float32 model
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, blob["model"][k].float()), k
+    got = _reproduce(cfg, corpus, model, guide, card["test"]["iwae_particles"])
+    assert got["nelbo_per_step"] == pytest.approx(card["test"]["nelbo_per_step"], abs=1e-6)
+    assert got["nll_per_step"] == pytest.approx(card["test"]["nll_per_step"], abs=1e-6)
+
+
 def test_the_card_carries_the_prior_samples_statistics_when_the_run_has_them(exported, tmp_path):
     run, _, _, _ = exported
     stats = {"split": "test", "samples": {"held_share": 0.31, "notes_per_frame": 3.2},

@@ -163,12 +163,14 @@ def retrain_command(cfg) -> str:
 
 
 def export_pretrained(run_dir: Union[str, Path], name: str, *, dest: Optional[Union[str, Path]] = None,
-                      checkpoint: str = "best", notes: str = "") -> Tuple[Path, Path]:
+                      checkpoint: str = "best", notes: str = "", half: bool = False) -> Tuple[Path, Path]:
     """Turn a finished run into ``NAME.pt`` and ``NAME.json`` in ``dest`` (default: the shipped folder).
 
     The card's test scores are evaluated afresh from the exported weights (test split, the
     run's ``eval_particles`` and seed, IWAE with K = 100 for sequence data), so that
-    :func:`load_pretrained` reproduces them exactly. Returns the two paths.
+    :func:`load_pretrained` reproduces them exactly. ``half=True`` stores the weights in
+    float16 (half the size; they load into the float32 model) and scores those rounded
+    weights. Returns the two paths.
     """
     import pyro
 
@@ -183,9 +185,15 @@ def export_pretrained(run_dir: Union[str, Path], name: str, *, dest: Optional[Un
     cfg_dict = {**cfg.to_dict(), "out": None, "progress": False, "jit": False}
     import io
 
+    def stored(module):
+        return {k: v.half() if half and v.is_floating_point() else v for k, v in module.state_dict().items()}
+
+    states = {"model": stored(model), "guide": stored(guide)}
+    if half:  # the card scores what is shipped: the rounded weights
+        model.load_state_dict(states["model"])
+        guide.load_state_dict(states["guide"])
     buf = io.BytesIO()
-    torch.save({"config": cfg_dict, "x_dim": corpus.x_dim, "emission": cfg.emission,
-                "model": model.state_dict(), "guide": guide.state_dict()}, buf)
+    torch.save({"config": cfg_dict, "x_dim": corpus.x_dim, "emission": cfg.emission, **states}, buf)
     dest = _root(dest)
     dest.mkdir(parents=True, exist_ok=True)
     weights, card_path = dest / f"{name}.pt", dest / f"{name}.json"
@@ -212,6 +220,7 @@ def export_pretrained(run_dir: Union[str, Path], name: str, *, dest: Optional[Un
         "command": retrain_command(cfg),
         "evaluated_with": {"torch": torch.__version__, "pyro": pyro.__version__, "python": platform.python_version()},
         "notes": notes,
+        "weights_dtype": "float16" if half else "float32",
     }
     s = RunDir(run_dir).samples("test")  # pyro-dssm evaluate --sample-stats: prior samples against the data
     if s:
