@@ -17,13 +17,19 @@ the model is fixed:
    so the gaps are if anything understated); the table reports ``log p(x) - ELBO`` per step for each guide (:func:`guide_study`), and the
    IWAE bound of the best guide at growing ``K`` to show that the estimate has converged.
 
-``scripts/guide_study.py TEACHER`` runs it on a run directory or a pretrained model.
+``scripts/guide_study.py TEACHER`` runs it on a run directory or a pretrained model. With
+``cache_dir``, each guide's fit (its record, importance log-weights and weights) is kept there
+when done, so that an interrupted study resumes where it stopped (:class:`FitCache`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import math
 import time
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -31,7 +37,7 @@ import pyro
 import torch
 
 __all__ = ["teacher_corpus", "fit_guide_to_teacher", "importance_log_weights", "guide_study", "guide_study_table",
-           "teacher_kl_per_step"]
+           "teacher_kl_per_step", "FitCache"]
 
 
 def teacher_corpus(model, *, sizes: Dict[str, int], length: int, seed: int = 0, name: str = "teacher"):
@@ -132,10 +138,66 @@ def fit_guide_to_teacher(model, guide, corpus, *, lr: float = 3e-3, batch_size: 
             "train_seconds": time.time() - t0}
 
 
+def _fingerprint(arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a.detach().cpu().numpy() if torch.is_tensor(a) else a)
+        h.update(str(a.shape).encode() + a.tobytes())
+    return h.hexdigest()[:16]
+
+
+class FitCache:
+    """Each finished guide fit of a study, kept in a folder so that an interrupted study resumes.
+
+    ``key`` says what the fits depend on (teacher weights, data, widths, fit options, K, seed);
+    it is written to ``FOLDER/key.json`` with the first fit, and a folder holding fits made
+    with another key is refused rather than mixed in. One file per fit,
+    ``FOLDER/GUIDE-iafN.pt``: the fit's record, its ``(K, N)`` importance log-weights and the
+    guide's weights, each written atomically.
+    """
+
+    def __init__(self, folder, key: Dict[str, Any]):
+        self.folder, self.key = Path(folder), json.loads(json.dumps(key))
+        path = self.folder / "key.json"
+        if path.is_file():
+            old = json.loads(path.read_text())
+            if old != self.key:
+                changed = sorted(k for k in set(old) | set(self.key) if old.get(k) != self.key.get(k))
+                raise ValueError(f"the guide fits kept in {self.folder} were made with other settings ({changed}); "
+                                 "remove that folder or write the study elsewhere")
+
+    def _path(self, name: str, iafs: int) -> Path:
+        return self.folder / f"{name}-iaf{iafs}.pt"
+
+    def load(self, name: str, iafs: int, guide, model, x: torch.Tensor, mask: torch.Tensor):
+        """``(fit, log_weights)`` of a kept fit, its weights loaded into ``guide``; ``None`` when not kept."""
+        path = self._path(name, iafs)
+        if not path.is_file():
+            return None
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.no_grad():
+            guide(x, mask)  # every lazily built parameter exists before the weights go in
+        if hasattr(model, "clear_shared_states"):  # states the guide left for a model call that will not come
+            model.clear_shared_states()
+        guide.load_state_dict(blob["guide"])
+        guide.eval()
+        return blob["fit"], blob["log_weights"]
+
+    def save(self, name: str, iafs: int, guide, fit: Dict[str, Any], log_weights: torch.Tensor) -> None:
+        from .utils import atomic_write_bytes, atomic_write_text
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.folder / "key.json", json.dumps(self.key, indent=2))
+        buf = io.BytesIO()
+        torch.save({"fit": fit, "log_weights": log_weights, "guide": guide.state_dict()}, buf)
+        atomic_write_bytes(self._path(name, iafs), buf.getvalue())
+
+
 def guide_study(model, corpus, *, guides: Sequence[str] = ("partial", "full", "A", "B", "C"),
                 iafs: Sequence[int] = (0, 3), ks: Sequence[int] = (10, 100, 1000), rnn_dim: int = 128,
                 hidden_dim: int = 128, iaf_dim: int = 20, teacher_guide=None, seed: int = 0,
-                logp_ks: Sequence[int] = (), log: Callable[[str], None] = print, **fit_options) -> Dict[str, Any]:
+                logp_ks: Sequence[int] = (), cache_dir=None, log: Callable[[str], None] = print,
+                **fit_options) -> Dict[str, Any]:
     """Fit every (guide, IAF count) to the teacher's data and score its bound against the estimated ``log p(x)``.
 
     Args:
@@ -147,6 +209,8 @@ def guide_study(model, corpus, *, guides: Sequence[str] = ("partial", "full", "A
             IWAE bound at the largest of them, and ``log_p_by_k`` shows whether the estimate has converged
             in K (it costs one guide's draws, not every guide's).
         teacher_guide: optionally the teacher's own (jointly trained) guide, scored as one more row.
+        cache_dir: keep each finished fit there and reuse the kept ones (:class:`FitCache`): an interrupted
+            study resumes; a folder of fits made with other settings is refused.
         **fit_options: :func:`fit_guide_to_teacher`'s options.
 
     Returns:
@@ -165,14 +229,32 @@ def guide_study(model, corpus, *, guides: Sequence[str] = ("partial", "full", "A
     if logp_ks and logp_ks[0] <= K:
         raise ValueError(f"logp_ks must exceed the largest of ks ({K}), got {logp_ks}")
     entries = [(g, n) for n in iafs for g in guides]
+    cache = None
+    if cache_dir is not None:
+        from .data import pad_sequences
+
+        key = {"teacher": _fingerprint(model.state_dict().values()),
+               "data": _fingerprint([a for split in ("train", "valid", "test") for a in corpus.splits[split]]),
+               "K": K, "rnn_dim": rnn_dim, "hidden_dim": hidden_dim, "iaf_dim": iaf_dim, "seed": seed,
+               "fit_options": {k: fit_options[k] for k in sorted(fit_options) if k != "log"}}
+        cache = FitCache(cache_dir, key)
+        x0, m0 = pad_sequences(test[:1])
     rows, weights = [], []
     for i, (name, n) in enumerate(entries):
         torch.manual_seed(seed + i)
         guide = create_guide(name, model, rnn_dim=rnn_dim, hidden_dim=hidden_dim, num_iafs=n, iaf_dim=iaf_dim)
-        log(f"[guide] {name}" + (f" + {n} IAF" if n else ""))
-        fit = fit_guide_to_teacher(model, guide, corpus, seed=seed, **fit_options)
-        pyro.set_rng_seed(seed + 1000)
-        lw = importance_log_weights(model, guide, test, K)
+        label = f"[guide] {name}" + (f" + {n} IAF" if n else "")
+        kept = cache.load(name, n, guide, model, x0, m0) if cache is not None else None
+        if kept is not None:
+            fit, lw = kept
+            log(f"{label}: kept from an earlier run ({cache.folder})")
+        else:
+            log(label)
+            fit = fit_guide_to_teacher(model, guide, corpus, seed=seed, **fit_options)
+            pyro.set_rng_seed(seed + 1000)
+            lw = importance_log_weights(model, guide, test, K)
+            if cache is not None:
+                cache.save(name, n, guide, fit, lw)
         weights.append(lw)
         rows.append({"guide": name, "iaf": n, "fit": fit, "_lw": lw, "_guide": guide})
     if teacher_guide is not None:

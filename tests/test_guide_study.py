@@ -3,6 +3,7 @@ and the log p(x) estimate is checked against the Kalman filter's exact answer.""
 
 import json
 
+import pyro
 import pytest
 import torch
 
@@ -103,6 +104,49 @@ def test_log_p_from_more_draws_of_the_tightest_guide_sets_every_gap():
     assert "K=200;" in guide_study_table(res)
     with pytest.raises(ValueError, match="logp_ks must exceed the largest of ks"):
         guide_study(model, corpus, logp_ks=(8,), **kw)
+
+
+def test_an_interrupted_study_resumes_from_its_kept_fits(tmp_path, monkeypatch):
+    import pyro_dssm.guide_study as gs
+
+    model = linear_gaussian_dssm(2, 3)
+    corpus = teacher_corpus(model, sizes={"train": 8, "valid": 4, "test": 4}, length=5, seed=4)
+    kw = dict(guides=("partial", "full"), iafs=(0,), ks=(4, 16), rnn_dim=8, hidden_dim=8, epochs=2, patience=0,
+              batch_size=8, logp_ks=(40,), log=lambda s: None)
+    fresh = guide_study(model, corpus, **kw)
+    # the first run is interrupted after its first fit: only that one is kept
+    real_fit, calls = gs.fit_guide_to_teacher, []
+
+    def fit_then_stop(*a, **k):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real_fit(*a, **k)
+
+    monkeypatch.setattr(gs, "fit_guide_to_teacher", fit_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        guide_study(model, corpus, cache_dir=tmp_path / "fits", **kw)
+    assert sorted(p.name for p in (tmp_path / "fits").iterdir()) == ["key.json", "partial-iaf0.pt"]
+    # the rerun fits only the other guide and gives the uninterrupted study's numbers
+    fitted = []
+    monkeypatch.setattr(gs, "fit_guide_to_teacher", lambda m, g, *a, **k: fitted.append(g) or real_fit(m, g, *a, **k))
+    resumed = guide_study(model, corpus, cache_dir=tmp_path / "fits", **kw)
+    assert len(fitted) == 1
+    for a, b in zip(fresh["rows"], resumed["rows"]):
+        assert (a["guide"], a["nelbo_per_step"], a["iwae_per_step"]) == (b["guide"], b["nelbo_per_step"],
+                                                                         b["iwae_per_step"])
+    assert resumed["log_p_by_k"] == pytest.approx(fresh["log_p_by_k"], abs=1e-12)
+    # a kept guide comes back with its fitted weights: its importance weights are drawn again exactly
+    cache = gs.FitCache(tmp_path / "fits", json.loads((tmp_path / "fits" / "key.json").read_text()))
+    torch.manual_seed(0)
+    guide = create_guide("partial", model, rnn_dim=8, hidden_dim=8)
+    x0, m0 = pad_sequences(corpus.splits["test"][:1])
+    _, kept_lw = cache.load("partial", 0, guide, model, x0, m0)
+    pyro.set_rng_seed(1000)  # the study's seed + 1000
+    assert torch.equal(importance_log_weights(model, guide, corpus.splits["test"], 16), kept_lw)
+    # fits made with other settings are not mixed in
+    with pytest.raises(ValueError, match=r"made with other settings \(\['K'\]\)"):
+        guide_study(model, corpus, cache_dir=tmp_path / "fits", **{**kw, "ks": (4, 8)})
 
 
 @pytest.mark.parametrize("sizes, length", [({"train": 1, "valid": 1}, 4), ({"train": 1, "valid": 1, "test": 0}, 4),

@@ -14,7 +14,8 @@ improved for ``--patience`` epochs, and scored on the test sequences with ``max(
 importance weights. ``log p(x)`` is estimated by the tightest guide's IWAE bound (at ``max(--logp-ks)``
 particles, drawn for that guide alone, when given: ``--logp-ks 10000`` shows the convergence in K).
 Writes ``OUT/guide_study.json`` (every number, the settings and the teacher's card) and
-``OUT/table.md``; see :mod:`pyro_dssm.guide_study`.
+``OUT/table.md``; see :mod:`pyro_dssm.guide_study`. Each guide's fit is kept in ``OUT/fits/``
+when done: run the same command again after an interruption and the study resumes there.
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ def main(argv=None) -> int:
                             length=args.length, seed=args.seed, name=f"teacher-{data_label(args.teacher)}")
     result = guide_study(model, corpus, guides=args.guides, iafs=args.iafs, ks=args.ks, rnn_dim=cfg.guide_rnn_dim,
                          hidden_dim=cfg.hidden_dim, iaf_dim=cfg.iaf_dim, teacher_guide=teacher_guide,
-                         seed=args.seed, logp_ks=args.logp_ks, lr=args.lr, batch_size=args.batch_size,
-                         epochs=args.epochs, patience=args.patience)
+                         seed=args.seed, logp_ks=args.logp_ks, cache_dir=out / "fits", lr=args.lr,
+                         batch_size=args.batch_size, epochs=args.epochs, patience=args.patience)
     result.update(teacher=str(args.teacher), teacher_config=cfg.to_dict(),
                   settings={k: v for k, v in vars(args).items() if k not in ("teacher", "out")},
                   command="python scripts/guide_study.py " + " ".join(sys.argv[1:] if argv is None else argv))
