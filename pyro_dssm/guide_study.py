@@ -37,7 +37,7 @@ import pyro
 import torch
 
 __all__ = ["teacher_corpus", "fit_guide_to_teacher", "importance_log_weights", "guide_study", "guide_study_table",
-           "teacher_kl_per_step", "FitCache"]
+           "teacher_kl_per_step", "FitCache", "inapplicable_guides"]
 
 
 def teacher_corpus(model, *, sizes: Dict[str, int], length: int, seed: int = 0, name: str = "teacher"):
@@ -193,6 +193,20 @@ class FitCache:
         atomic_write_bytes(self._path(name, iafs), buf.getvalue())
 
 
+def inapplicable_guides(model, guides: Sequence[str]) -> Dict[str, str]:
+    """``{guide: why}`` for each of ``guides`` that the teacher's graph does not admit (e.g. App. D's C reuses
+    a generative RNN over ``z``, which SRNN does not have); checked from the spec, nothing is built."""
+    from .guides.guide import guide_plan
+
+    out = {}
+    for name in guides:
+        try:
+            guide_plan(name, model)
+        except ValueError as e:
+            out[name] = str(e)
+    return out
+
+
 def guide_study(model, corpus, *, guides: Sequence[str] = ("partial", "full", "A", "B", "C"),
                 iafs: Sequence[int] = (0, 3), ks: Sequence[int] = (10, 100, 1000), rnn_dim: int = 128,
                 hidden_dim: int = 128, iaf_dim: int = 20, teacher_guide=None, seed: int = 0,
@@ -228,6 +242,9 @@ def guide_study(model, corpus, *, guides: Sequence[str] = ("partial", "full", "A
     logp_ks = sorted({int(k) for k in logp_ks})
     if logp_ks and logp_ks[0] <= K:
         raise ValueError(f"logp_ks must exceed the largest of ks ({K}), got {logp_ks}")
+    bad = inapplicable_guides(model, guides)
+    if bad:  # before any fit, not after an hour of them
+        raise ValueError("guide(s) that do not apply to this teacher: " + "; ".join(f"{k}: {v}" for k, v in bad.items()))
     entries = [(g, n) for n in iafs for g in guides]
     cache = None
     if cache_dir is not None:

@@ -106,6 +106,20 @@ def test_log_p_from_more_draws_of_the_tightest_guide_sets_every_gap():
         guide_study(model, corpus, logp_ks=(8,), **kw)
 
 
+def test_guides_the_teacher_does_not_admit_are_named_before_any_fit():
+    from pyro_dssm.guide_study import inapplicable_guides
+    from pyro_dssm.models import create_model
+
+    srnn = create_model("srnn", x_dim=3, z_dim=2, h_dim=4, hidden_dim=4)
+    vrnn = create_model("vrnn", x_dim=3, z_dim=2, h_dim=4, hidden_dim=4)
+    bad = inapplicable_guides(srnn, ["partial", "full", "A", "B", "C"])
+    assert list(bad) == ["C"] and "generative RNN over z" in bad["C"]
+    assert list(inapplicable_guides(vrnn, ["partial", "full", "A", "B", "C"])) == ["A"]  # no RNN over x
+    corpus = teacher_corpus(srnn, sizes={"train": 2, "valid": 2, "test": 2}, length=3, seed=0)
+    with pytest.raises(ValueError, match="do not apply to this teacher: C"):
+        guide_study(srnn, corpus, guides=("partial", "C"), iafs=(0,), ks=(2,), log=lambda s: None)
+
+
 def test_an_interrupted_study_resumes_from_its_kept_fits(tmp_path, monkeypatch):
     import pyro_dssm.guide_study as gs
 
@@ -166,5 +180,7 @@ def test_the_script_runs_on_a_pretrained_teacher_and_names_bad_guides(tmp_path):
     assert res["command"].startswith("python scripts/guide_study.py arssm-full-bach")
     r = script("guide_study.py", "arssm-full-bach", "--guides", "D")
     assert r.returncode == 2 and "unknown guide(s) ['D']" in r.stderr
+    r = script("guide_study.py", "srnn-full-bach", "--guides", "C", "--out", tmp_path / "c")
+    assert r.returncode == 2 and "guide(s) that do not apply to this teacher: C: guide 'C' reuses" in r.stderr
     r = script("guide_study.py", "arssm-full-bach", "--ks", "10", "100", "--logp-ks", "50")
     assert r.returncode == 2 and "--logp-ks must exceed the largest of --ks (100)" in r.stderr

@@ -30,7 +30,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("teacher", help="a run directory or a pretrained model's name (pyro_dssm.list_pretrained())")
     p.add_argument("--checkpoint", default="best", help="best | last | a .ckpt path (run directories)")
-    p.add_argument("--guides", nargs="+", default=["partial", "full", "A", "B", "C"])
+    p.add_argument("--guides", nargs="+", default=None,
+                   help="default: every one of partial, full, A, B, C that the teacher's graph admits")
     p.add_argument("--iafs", type=int, nargs="+", default=[0, 3], help="IAF counts to try with every guide")
     p.add_argument("--ks", type=int, nargs="+", default=[10, 100, 1000], help="importance particles reported")
     p.add_argument("--logp-ks", type=int, nargs="+", default=[],
@@ -55,7 +56,7 @@ def parse_args(argv=None):
         p.error(f"--logp-ks must exceed the largest of --ks ({max(args.ks)})")
     from pyro_dssm.guides import list_guides
 
-    unknown = sorted(set(args.guides) - set(list_guides()))
+    unknown = sorted(set(args.guides or ()) - set(list_guides()))
     if unknown:
         p.error(f"unknown guide(s) {unknown}; known: {list_guides()}")
     return args
@@ -76,13 +77,25 @@ def main(argv=None) -> int:
         print("error: the guide study compares the taxonomy's guides; LS4 has its own inference network",
               file=sys.stderr)
         return 2
+    if args.guides is None:
+        from pyro_dssm.guide_study import inapplicable_guides
+
+        args.guides = ["partial", "full", "A", "B", "C"]
+        for name, why in inapplicable_guides(model, args.guides).items():
+            print(f"guide {name} left out: {why}")
+            args.guides.remove(name)
     out = Path(args.out or Path("runs") / f"guide-study-{data_label(args.teacher)}")
     corpus = teacher_corpus(model, sizes={"train": args.train, "valid": args.valid, "test": args.test},
                             length=args.length, seed=args.seed, name=f"teacher-{data_label(args.teacher)}")
-    result = guide_study(model, corpus, guides=args.guides, iafs=args.iafs, ks=args.ks, rnn_dim=cfg.guide_rnn_dim,
-                         hidden_dim=cfg.hidden_dim, iaf_dim=cfg.iaf_dim, teacher_guide=teacher_guide,
-                         seed=args.seed, logp_ks=args.logp_ks, cache_dir=out / "fits", lr=args.lr,
-                         batch_size=args.batch_size, epochs=args.epochs, patience=args.patience)
+    try:
+        result = guide_study(model, corpus, guides=args.guides, iafs=args.iafs, ks=args.ks,
+                             rnn_dim=cfg.guide_rnn_dim, hidden_dim=cfg.hidden_dim, iaf_dim=cfg.iaf_dim,
+                             teacher_guide=teacher_guide, seed=args.seed, logp_ks=args.logp_ks,
+                             cache_dir=out / "fits", lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
+                             patience=args.patience)
+    except ValueError as e:  # a guide the teacher does not admit; kept fits of other settings
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     result.update(teacher=str(args.teacher), teacher_config=cfg.to_dict(),
                   settings={k: v for k, v in vars(args).items() if k not in ("teacher", "out")},
                   command="python scripts/guide_study.py " + " ".join(sys.argv[1:] if argv is None else argv))
