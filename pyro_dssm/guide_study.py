@@ -37,7 +37,7 @@ import pyro
 import torch
 
 __all__ = ["teacher_corpus", "fit_guide_to_teacher", "importance_log_weights", "guide_study", "guide_study_table",
-           "teacher_kl_per_step", "FitCache", "inapplicable_guides"]
+           "teacher_kl_per_step", "FitCache"]
 
 
 def teacher_corpus(model, *, sizes: Dict[str, int], length: int, seed: int = 0, name: str = "teacher"):
@@ -193,20 +193,6 @@ class FitCache:
         atomic_write_bytes(self._path(name, iafs), buf.getvalue())
 
 
-def inapplicable_guides(model, guides: Sequence[str]) -> Dict[str, str]:
-    """``{guide: why}`` for each of ``guides`` that the teacher's graph does not admit (e.g. App. D's C reuses
-    a generative RNN over ``z``, which SRNN does not have); checked from the spec, nothing is built."""
-    from .guides.guide import guide_plan
-
-    out = {}
-    for name in guides:
-        try:
-            guide_plan(name, model)
-        except ValueError as e:
-            out[name] = str(e)
-    return out
-
-
 def guide_study(model, corpus, *, guides: Sequence[str] = ("partial", "full", "A", "B", "C"),
                 iafs: Sequence[int] = (0, 3), ks: Sequence[int] = (10, 100, 1000), rnn_dim: int = 128,
                 hidden_dim: int = 128, iaf_dim: int = 20, teacher_guide=None, seed: int = 0,
@@ -231,7 +217,7 @@ def guide_study(model, corpus, *, guides: Sequence[str] = ("partial", "full", "A
         ``{"steps", "ks", "log_p_per_step", "log_p_k", "log_p_by_k", "rows": [...]}``; each row: ``guide``, ``iaf``,
         ``nelbo_per_step``, ``gap_per_step`` (``log p(x) - ELBO``), ``iwae_per_step`` (per K), the fit's record.
     """
-    from .guides import create_guide
+    from .guides import create_guide, inapplicable_guides
 
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:

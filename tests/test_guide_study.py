@@ -107,7 +107,7 @@ def test_log_p_from_more_draws_of_the_tightest_guide_sets_every_gap():
 
 
 def test_guides_the_teacher_does_not_admit_are_named_before_any_fit():
-    from pyro_dssm.guide_study import inapplicable_guides
+    from pyro_dssm.guides import inapplicable_guides, list_guides
     from pyro_dssm.models import create_model
 
     srnn = create_model("srnn", x_dim=3, z_dim=2, h_dim=4, hidden_dim=4)
@@ -115,6 +115,7 @@ def test_guides_the_teacher_does_not_admit_are_named_before_any_fit():
     bad = inapplicable_guides(srnn, ["partial", "full", "A", "B", "C"])
     assert list(bad) == ["C"] and "generative RNN over z" in bad["C"]
     assert list(inapplicable_guides(vrnn, ["partial", "full", "A", "B", "C"])) == ["A"]  # no RNN over x
+    assert list_guides(srnn) == ["partial", "full", "A", "B"] and list_guides(vrnn) == ["partial", "full", "B", "C"]
     corpus = teacher_corpus(srnn, sizes={"train": 2, "valid": 2, "test": 2}, length=3, seed=0)
     with pytest.raises(ValueError, match="do not apply to this teacher: C"):
         guide_study(srnn, corpus, guides=("partial", "C"), iafs=(0,), ks=(2,), log=lambda s: None)

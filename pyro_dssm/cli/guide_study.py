@@ -78,12 +78,11 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     if args.guides is None:
-        from pyro_dssm.guide_study import inapplicable_guides
+        from pyro_dssm.guides import inapplicable_guides, list_guides
 
-        args.guides = ["partial", "full", "A", "B", "C"]
-        for name, why in inapplicable_guides(model, args.guides).items():
+        for name, why in inapplicable_guides(model).items():
             print(f"guide {name} left out: {why}")
-            args.guides.remove(name)
+        args.guides = list_guides(model)
     out = Path(args.out or Path("runs") / f"guide-study-{data_label(args.teacher)}")
     corpus = teacher_corpus(model, sizes={"train": args.train, "valid": args.valid, "test": args.test},
                             length=args.length, seed=args.seed, name=f"teacher-{data_label(args.teacher)}")

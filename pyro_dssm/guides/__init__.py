@@ -8,14 +8,15 @@ full alignment, App. D's A, B, C, each with optional IAFs); LS4 has its own infe
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Union
+from typing import Dict, List, Sequence, Union
 
 from ..models.dssm import DSSM
 from ..models.ls4 import LS4Guide, LS4Model
 from ..spec import DSSMSpec
 from .guide import GUIDES, DSSMGuide, GuideConfig, GuidePlan, guide_plan
 
-__all__ = ["DSSMGuide", "GuideConfig", "GuidePlan", "guide_plan", "create_guide", "list_guides", "LS4_GUIDES"]
+__all__ = ["DSSMGuide", "GuideConfig", "GuidePlan", "guide_plan", "create_guide", "list_guides", "inapplicable_guides",
+           "LS4_GUIDES"]
 
 
 #: LS4's inference network, and the names it answers to (``full``: it conditions on all of ``x_{<=n}``)
@@ -29,13 +30,19 @@ def list_guides(model=None) -> List[str]:
         return list(GUIDES) + ["ls4"]
     if isinstance(model, LS4Model) or (isinstance(model, str) and _family(model) == "ls4"):
         return ["ls4"]
-    out = []
-    for g in GUIDES:
+    bad = inapplicable_guides(model, GUIDES)
+    return [g for g in GUIDES if g not in bad]
+
+
+def inapplicable_guides(model, guides: Sequence[str] = GUIDES) -> Dict[str, str]:
+    """``{guide: why}`` for each of ``guides`` that ``model``'s graph does not admit (e.g. App. D's C reuses a
+    generative RNN over ``z``, which SRNN does not have); checked from the spec, nothing is built."""
+    out = {}
+    for name in guides:
         try:
-            guide_plan(g, model)
-        except ValueError:
-            continue
-        out.append(g)
+            guide_plan(name, model)
+        except ValueError as e:
+            out[name] = str(e)
     return out
 
 
