@@ -55,7 +55,7 @@ from .corpus import SPLITS, Corpus, data_home
 __all__ = ["STFTConfig", "sine_window", "stft", "istft", "power_spectrogram", "power_spectrograms",
            "load_audio", "preprocess_waveform", "find_audio_files", "speaker_of", "split_files",
            "SpeechCorpus", "load_speech_folder", "load_shipped_speech", "load_librispeech", "SHIPPED_SPEECH",
-           "AUDIO_SUFFIXES", "cache_root"]
+           "AUDIO_SUFFIXES", "cache_root", "load_utterances"]
 
 AUDIO_SUFFIXES = (".flac", ".wav")
 SHIPPED_SPEECH = Path(__file__).resolve().parent / "assets" / "speech"
@@ -397,6 +397,15 @@ def _chunks(p: np.ndarray, seq_len: int) -> List[np.ndarray]:
     return [p[i:i + seq_len] for i in range(0, len(p), seq_len)]
 
 
+def load_utterances(paths: Sequence[Union[str, os.PathLike]], stft_config: STFTConfig = STFTConfig(),
+                    top_db: float = 30.0) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+    """Audio files read as a corpus reads them: ``(waveforms (N_i,), power spectrograms (T_i, F))``, each file
+    loaded at ``stft_config``'s rate, trimmed at ``top_db`` and peak-normalised (:func:`preprocess_waveform`)."""
+    waves = [preprocess_waveform(load_audio(p, stft_config.sample_rate), top_db=top_db, cfg=stft_config,
+                                 where=str(p)) for p in paths]
+    return waves, power_spectrograms(waves, stft_config)
+
+
 def load_speech_folder(root: Union[str, os.PathLike], *, stft_config: STFTConfig = STFTConfig(),
                        seq_len: int = 50, top_db: float = 30.0, test_fraction: float = 0.1,
                        valid_fraction: float = 0.1, speaker_disjoint: bool = False, seed: int = 0,
@@ -428,9 +437,7 @@ def load_speech_folder(root: Union[str, os.PathLike], *, stft_config: STFTConfig
     if loaded is None:
         if log:
             log(f"preprocessing {len(files)} audio files under {root} ...")
-        waves = [preprocess_waveform(load_audio(root / f, stft_config.sample_rate), top_db=top_db,
-                                     cfg=stft_config, where=str(root / f)) for f in files]
-        power = power_spectrograms(waves, stft_config)
+        waves, power = load_utterances([root / f for f in files], stft_config, top_db)
         if path is not None:
             _save_cache(path, waves, power)
     else:
@@ -440,9 +447,7 @@ def load_speech_folder(root: Union[str, os.PathLike], *, stft_config: STFTConfig
     def reload(names: Sequence[str]) -> Tuple[List[np.ndarray], List[np.ndarray]]:
         cached = _load_cached(path, len(files)) if path is not None and path.is_file() else None
         if cached is None:
-            w = [preprocess_waveform(load_audio(root / f, stft_config.sample_rate), top_db=top_db, cfg=stft_config,
-                                     where=str(root / f)) for f in names]
-            return w, power_spectrograms(w, stft_config)
+            return load_utterances([root / f for f in names], stft_config, top_db)
         return [np.array(cached[0][index[f]]) for f in names], [np.array(cached[1][index[f]]) for f in names]
 
     seqs: Dict[str, List[np.ndarray]] = {s: [] for s in SPLITS}

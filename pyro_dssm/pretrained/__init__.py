@@ -121,18 +121,17 @@ def shipped_clip_scores(model, guide, cfg, clips, *, seed: int = 0) -> Dict[str,
     import numpy as np
 
     from ..data.catalog import SpeechOptions
-    from ..data.speech import SHIPPED_SPEECH, load_audio, power_spectrograms, preprocess_waveform
+    from ..data.registry import dataset_options
+    from ..data.speech import SHIPPED_SPEECH, load_utterances
     from ..resynthesis import analysis_resynthesis, score_resynthesis
     from ..training.engine import evaluate_split
 
     clips = list(clips)
     if not clips:
         raise ValueError("no shipped clips to score")
-    opts = SpeechOptions(**{f.name: cfg.option(f.name) for f in dataclasses.fields(SpeechOptions)})
+    opts = dataset_options(SpeechOptions, cfg.data_options)
     stft = opts.stft()
-    waves = [preprocess_waveform(load_audio(SHIPPED_SPEECH / c, stft.sample_rate), top_db=opts.trim_db, cfg=stft,
-                                 where=str(SHIPPED_SPEECH / c)) for c in clips]
-    power = power_spectrograms(waves, stft)
+    waves, power = load_utterances([SHIPPED_SPEECH / c for c in clips], stft, opts.trim_db)
     elbo = evaluate_split(model, guide, power, batch_size=len(power), elbo_particles=cfg.eval_particles,
                           iwae_particles=0, seed=cfg.seed)
     items = analysis_resynthesis(model, guide, waves, power, stft, latents="sample", seed=seed)
