@@ -265,6 +265,7 @@ def _reproduce(*args):
                           capture_output=True, text=True, cwd=ROOT, timeout=900)
 
 
+@pytest.mark.slow  # 40-90 s; CI's default run stays under 15 minutes
 def test_reproduce_trains_evaluates_tabulates_and_skips_finished_work(tmp_path):
     _write(tmp_path / "arssm-full.yaml", yaml.safe_dump(dict(model="arssm", guide="full", data="bach", z_dim=2,
                                                              h_dim=8, hidden_dim=8, guide_rnn_dim=8)))

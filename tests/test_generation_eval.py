@@ -132,6 +132,7 @@ def test_generation_needs_equal_lengths(tmp_path):
         evaluate_generation(LS4Model(LS4Config(x_dim=1, H=4, N=4, depth=1)), corpus, tmp_path)
 
 
+@pytest.mark.slow  # 40-90 s; CI's default run stays under 15 minutes
 def test_evaluate_forecast_and_table2(ls4_run, tmp_path):
     """evaluate.py --forecast: both Sec. 5.3 tasks on an irregularly sampled FLAME run, then Table 2's layout."""
     import yaml

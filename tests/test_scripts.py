@@ -88,6 +88,7 @@ def test_sample_writes_arrays_midi_and_png(run_dir):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
 
 
+@pytest.mark.slow  # 40-90 s; CI's default run stays under 15 minutes
 def test_results_table(run_dir, tmp_path):
     r = script("results_table.py", run_dir, "--out", tmp_path / "t.md")
     assert r.returncode == 0, r.stderr

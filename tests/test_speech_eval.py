@@ -283,6 +283,7 @@ def _fake_run(root: Path, model, guide, iaf, si, pesq, est):
     return run
 
 
+@pytest.mark.slow  # 40-90 s; CI's default run stays under 15 minutes
 def test_speech_table_layout_and_bold(tmp_path):
     runs = [_fake_run(tmp_path, "arssm", "partial", 0, 5.42, 1.69, 0.785),
             _fake_run(tmp_path, "arssm", "full", 0, 5.132, 1.675, 0.795),
