@@ -6,8 +6,8 @@ of two layouts:
 
 - ``"experiment"`` (``pyro-dssm reproduce``): one row per model, mean ± std over seeds, the
   papers' numbers beside ours, prior-sample statistics, and the papers' claims judged over
-  seeds (:func:`compare`; Table I's, where each model has one run, over the test utterances,
-  paired: :func:`compare_paired`);
+  seeds (:func:`compare`); where each side has one run, over the test items, paired
+  (:func:`compare_paired`: Table I's utterances, Table II's sequences, weighted by length);
 - ``"paper"`` (:mod:`pyro_dssm.paper_tables`; ``scripts/results_table.py``, ``speech_table.py``,
   ``generation_table.py``): the
   papers' own shape (Table II: one column per dataset, ``NLL (ELBO)``; Table I: partial/full
@@ -276,7 +276,9 @@ def render_table(kind: str, records: Sequence[Dict[str, Any]], baselines: Sequen
             + (f"\n\nPrior samples (as many as test chorales, of their lengths) and posterior use:\n\n{samples}"
                if samples else "")
             + "\n\nThe papers' claims, judged over seeds (gap: the second's score minus the first's, test −ELBO per "
-              "step unless named; confirmed when the gap exceeds twice its standard error):\n\n" + claims)
+              "step unless named; confirmed when the gap exceeds twice its standard error; where both sides have "
+              "one run, over the test sequences, paired and weighted by length, which measures the test set's "
+              "noise and not training's):\n\n" + claims)
 
 
 def compare(better: Sequence[float], worse: Sequence[float], *, margin: float = 2.0) -> Dict[str, Any]:
@@ -307,26 +309,44 @@ def music_claims(records: Sequence[Dict[str, Any]], baselines: Sequence[Dict[str
     """The papers' music claims, each judged by :func:`compare` over seeds (test ``field``, lower is better):
     full alignment ahead of partial (Sec. II-B), IAFs ahead of none (Sec. II-C), the autoregressive
     models (ArSSM, SRNN, VRNN) ahead of FSSM and RSSM, and every latent model ahead of the GRU baseline
-    (its exact NLL against the model's IWAE NLL)."""
+    (its exact NLL against the model's IWAE NLL).
+
+    Where both sides of a claim have one run, over seeds there is no noise estimate; it is judged over
+    the test sequences both runs scored (``eval_test.csv``), paired and weighted by length
+    (:func:`compare_paired`, ``basis="items"``): the test set's noise, not training's."""
+    def runs(model, guide, iaf):
+        return [r for r in records if (r["model"], r["guide"], r["iaf"]) == (model, guide, iaf)]
+
     def vals(model, guide, iaf, f=field):
-        return [_get(r, f) for r in records if (r["model"], r["guide"], r["iaf"]) == (model, guide, iaf)]
+        return [_get(r, f) for r in runs(model, guide, iaf)]
+
+    def judge(a, b):
+        """``a`` ahead of ``b`` (keys ``(model, guide, iaf)``): over seeds, or with one run on each side,
+        over the test sequences both scored, paired and weighted by length."""
+        ra, rb = runs(*a), runs(*b)
+        if len(ra) == 1 and len(rb) == 1 and field == "eval_test.nelbo_per_step":
+            sa, sb = _sequence_scores(ra[0]), _sequence_scores(rb[0])
+            if sa and sb:
+                return compare_paired({k: v for k, (v, _) in sa.items()}, {k: v for k, (v, _) in sb.items()},
+                                      weights={k: n for k, (_, n) in sa.items()}, item="sequences")
+        return compare(vals(*a), vals(*b))
 
     present = {(r["model"], r["iaf"]) for r in records}
     claims = []
     for model, iaf in sorted(present, key=lambda k: (k[1], _model_key(k[0]))):
         name = NAMES.get(model, model) + (f" + {iaf} IAF" if iaf else "")
         claims.append({"claim": f"{name}: full alignment ≤ partial alignment",
-                       **compare(vals(model, "full", iaf), vals(model, "partial", iaf))})
+                       **judge((model, "full", iaf), (model, "partial", iaf))})
     for model, iaf in sorted(present):
         if iaf:
             for guide in ("partial", "full"):
                 claims.append({"claim": f"{NAMES.get(model, model)} {guide}: {iaf} IAF ≤ no IAF",
-                               **compare(vals(model, guide, iaf), vals(model, guide, 0))})
+                               **judge((model, guide, iaf), (model, guide, 0))})
     for ar in ("arssm", "srnn", "vrnn"):
         for other in ("fssm", "rssm"):
             if (ar, 0) in present and (other, 0) in present:
                 claims.append({"claim": f"{NAMES[ar]} ≤ {NAMES[other]} (full alignment)",
-                               **compare(vals(ar, "full", 0), vals(other, "full", 0))})
+                               **judge((ar, "full", 0), (other, "full", 0))})
     gru = [b["test_nll_per_step"] for b in baselines if b.get("baseline") == "gru"]
     if gru:
         for model, iaf in sorted(present, key=lambda k: (k[1], _model_key(k[0]))):
@@ -364,7 +384,8 @@ def generation_claims(records: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]
     return claims
 
 
-def compare_paired(better: Dict[str, float], worse: Dict[str, float], *, margin: float = 2.0) -> Dict[str, Any]:
+def compare_paired(better: Dict[str, float], worse: Dict[str, float], *, weights: Optional[Dict[str, float]] = None,
+                   item: str = "items", margin: float = 2.0) -> Dict[str, Any]:
     """Is ``better`` ahead of ``worse`` (lower is better) on the same items, beyond the items' noise?
 
     ``better`` and ``worse`` map item ids (e.g. test utterances) to scores; the items both score
@@ -372,19 +393,45 @@ def compare_paired(better: Dict[str, float], worse: Dict[str, float], *, margin:
     error (sample standard deviation of the differences over ``sqrt(n)``); the verdict as in
     :func:`compare`. This is the noise of the test items, not of training: use it where each model
     has one training seed, and say so.
+
+    ``weights`` (e.g. sequence lengths, with per-step scores) makes ``diff`` the weighted mean
+    ``sum w_i d_i / sum w_i`` (per-step scores weighted by length give the gap of the corpus's
+    total per step, as the tables report it) and ``se`` that of a weighted mean,
+    ``sqrt(n / (n - 1) * sum w_i^2 (d_i - diff)^2) / sum w_i``, which is the unweighted one at equal
+    weights. ``item`` names the items in the result (rendered as ``"N item, paired"``).
     """
-    ids = [k for k in better if k in worse and all(
-        v is not None and math.isfinite(float(v)) for v in (better[k], worse[k]))]
+    def ok(k):
+        return all(v is not None and math.isfinite(float(v)) for v in (better[k], worse[k])) and (
+            weights is None or (k in weights and float(weights[k]) > 0))
+
+    ids = [k for k in better if k in worse and ok(k)]
+    out = {"basis": "items", "item": item}
     if not ids:
-        return {"verdict": "not run", "diff": float("nan"), "se": float("nan"), "n": (0, 0), "basis": "items"}
+        return {"verdict": "not run", "diff": float("nan"), "se": float("nan"), "n": (0, 0), **out}
     d = [float(worse[k]) - float(better[k]) for k in ids]
-    m = mean_std(d)
-    if len(d) < 2:
-        return {"verdict": "one item", "diff": m["mean"], "se": float("nan"), "n": (1, 1), "basis": "items"}
-    se = m["std"] / math.sqrt(len(d))
-    verdict = ("confirmed" if m["mean"] > margin * se else "contradicted" if m["mean"] < -margin * se
-               else "within noise")
-    return {"verdict": verdict, "diff": m["mean"], "se": se, "n": (len(d), len(d)), "basis": "items"}
+    w = [1.0 if weights is None else float(weights[k]) for k in ids]
+    total = sum(w)
+    diff = sum(wi * di for wi, di in zip(w, d)) / total
+    n = len(d)
+    if n < 2:
+        return {"verdict": "one item", "diff": diff, "se": float("nan"), "n": (1, 1), **out}
+    se = math.sqrt(n / (n - 1) * sum((wi * (di - diff)) ** 2 for wi, di in zip(w, d))) / total
+    verdict = "confirmed" if diff > margin * se else "contradicted" if diff < -margin * se else "within noise"
+    return {"verdict": verdict, "diff": diff, "se": se, "n": (n, n), **out}
+
+
+def _sequence_scores(rec: Dict[str, Any], split: str = "test") -> Dict[str, tuple]:
+    """``{sequence id: (negative ELBO per step, length)}`` from a run's ``eval_SPLIT.csv`` (empty if absent)."""
+    import csv
+
+    from .training.runs import RunDir
+
+    path = RunDir(rec["run_dir"]).eval_file(split, "csv") if rec.get("run_dir") else None
+    if path is None or not path.is_file():
+        return {}
+    with path.open() as f:
+        return {row["id"]: (float(row["nelbo_per_step"]), float(row["length"])) for row in csv.DictReader(f)
+                if row.get("nelbo_per_step") not in (None, "")}
 
 
 SPEECH_CLAIM_METRICS = (("si_sdr", "SI-SDR"), ("pesq_wb", "PESQ-WB"), ("estoi", "ESTOI"))
@@ -439,7 +486,7 @@ def speech_claims(records: Sequence[Dict[str, Any]], split: str = "test") -> Lis
         ua, ub = utterances(ra[0]).get(metric), utterances(rb[0]).get(metric)
         if not ua or not ub:
             return None
-        return compare_paired({k: -v for k, v in ua.items()}, {k: -v for k, v in ub.items()})
+        return compare_paired({k: -v for k, v in ua.items()}, {k: -v for k, v in ub.items()}, item="utterances")
 
     pairs = [(("arssm", g), (other, g)) for g in ("partial", "full") for other in ("srnn", "vrnn", "fssm", "rssm")]
     pairs += [((ar, "full"), (other, "full")) for ar in ("srnn", "vrnn") for other in ("fssm", "rssm")]
@@ -460,7 +507,8 @@ def render_claims(claims: Sequence[Dict[str, Any]], unit: str = "nats/step") -> 
     for c in claims:
         gap = "–" if not math.isfinite(c["diff"]) else (f"{c['diff']:+.3f}" + (
             f" ± {c['se']:.3f}" if math.isfinite(c["se"]) else ""))
-        basis = (f"{c['n'][0]} utterances, paired" if c.get("basis") == "items" else f"{c['n'][0]} vs {c['n'][1]}")
+        basis = (f"{c['n'][0]} {c.get('item', 'items')}, paired" if c.get("basis") == "items"
+                 else f"{c['n'][0]} vs {c['n'][1]}")
         lines.append(f"| {c['claim']} | {gap} | {basis} | {c['verdict']} |")
     return "\n".join(lines)
 

@@ -530,6 +530,47 @@ def test_music_claims_cover_alignment_iaf_autoregression_and_the_gru():
     assert "| ArSSM: full alignment ≤ partial alignment | +0.100 ± 0.008 | 3 vs 3 | confirmed |" in table
 
 
+def _music_run(root, model, guide, nelbos, lengths):
+    """A finished one-seed music run whose test sequences scored ``nelbos`` (per step) at ``lengths``."""
+    from pyro_dssm.training.runs import RunDir
+
+    rd = RunDir(root / f"{model}-{guide}" / "seed0")
+    rd.path.mkdir(parents=True)
+    (rd.path / "config.yaml").write_text(yaml.safe_dump({"model": model, "guide": guide, "iaf": 0, "data": "bach"}))
+    (rd.path / "metrics.json").write_text(json.dumps({"epochs_run": 5, "train_seconds": 1.0}))
+    rows = ["index,id,length,elbo,nelbo_per_step"] + [f"{i},s{i},{n},{-v * n},{v}"
+                                                       for i, (v, n) in enumerate(zip(nelbos, lengths))]
+    rd.eval_file("test", "csv").write_text("\n".join(rows) + "\n")
+    total = sum(v * n for v, n in zip(nelbos, lengths)) / sum(lengths)
+    rd.eval_file("test").write_text(json.dumps({"nelbo_per_step": total, "nll_per_step": total - 0.1}))
+    return {**RunDir(rd.path).record(), "config": f"{model}-{guide}", "seed": 0}
+
+
+def test_music_claims_of_one_run_each_pair_the_test_sequences_weighted_by_length(tmp_path):
+    lengths = [10, 30, 20, 40]
+    pa = [8.0, 7.0, 9.0, 7.5]
+    fa = [7.9, 6.8, 9.05, 7.3]       # ahead on three sequences, behind on the short-ish third
+    recs = [_music_run(tmp_path, "fssm", "partial", pa, lengths), _music_run(tmp_path, "fssm", "full", fa, lengths)]
+    c = {c["claim"]: c for c in ex.music_claims(recs)}["FSSM: full alignment ≤ partial alignment"]
+    d = np.array(pa) - np.array(fa)
+    w = np.array(lengths, dtype=float)
+    gap = (w * d).sum() / w.sum()    # the gap of the two corpus totals per step, as the table reports them
+    assert gap == pytest.approx(recs[0]["eval_test"]["nelbo_per_step"] - recs[1]["eval_test"]["nelbo_per_step"])
+    se = math.sqrt(4 / 3 * ((w * (d - gap)) ** 2).sum()) / w.sum()
+    assert c["basis"] == "items" and c["n"] == (4, 4)
+    assert c["diff"] == pytest.approx(gap) and c["se"] == pytest.approx(se)
+    assert c["verdict"] == ("confirmed" if gap > 2 * se else "within noise")
+    assert "| FSSM: full alignment ≤ partial alignment |" in ex.render_table("music", recs)
+    assert "| 4 sequences, paired |" in ex.render_table("music", recs)
+    # equal weights: the unweighted paired test; a second seed on both sides: judged over seeds instead
+    from pyro_dssm.tables import compare_paired
+
+    eq = compare_paired(dict(enumerate(fa)), dict(enumerate(pa)), weights=dict.fromkeys(range(4), 3.0))
+    assert eq["diff"] == pytest.approx(d.mean()) and eq["se"] == pytest.approx(d.std(ddof=1) / 2)
+    seeded = recs + [{**r, "seed": 1, "run_dir": None} for r in recs]
+    assert {c["claim"]: c for c in ex.music_claims(seeded)}["FSSM: full alignment ≤ partial alignment"]["n"] == (2, 2)
+
+
 def test_run_dir_knows_where_every_output_goes_and_reads_it_back(tmp_path):
     from pyro_dssm.training.runs import RunDir
 
