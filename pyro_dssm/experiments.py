@@ -317,25 +317,37 @@ def collect(plans: Sequence[RunPlan]) -> List[Dict[str, Any]]:
 
 
 def best_of_grid(exp: Experiment, profile: str, *, root: Union[str, os.PathLike] = REPO_ROOT) -> Dict[tuple, str]:
-    """A tuning grid's pick: per (data, model), the run config whose finished runs (any seeds so far) have
-    the lowest mean best validation negative ELBO per step. Every config of the grid must have a finished
-    run; the unfinished ones are named."""
+    """A tuning grid's pick: per (data, model), the run config with the lowest mean best validation
+    negative ELBO per step over the seeds that *every* config of that (data, model) has finished.
+
+    Comparing on the common seeds keeps the budget equal and the pick stable: the second stage
+    (``--seeds 1 2 --best-of-grid``) trains more seeds of the pick only, and those cannot move the
+    pick (a mean over the pick's later seeds, against the others' first seed alone, would reward the
+    configs that were not rerun: the pick's first seed is the luckiest by construction). Every config
+    of the grid must have a finished run, and each (data, model) a seed all its configs finished;
+    otherwise the error names what is missing."""
     plans = plan_runs(exp, profile, root=root)
-    scores: Dict[str, List[float]] = {}
+    scores: Dict[str, Dict[int, float]] = {}
     keys: Dict[str, tuple] = {}
     for rec in collect(plans):
         if rec.get("best_val_nelbo_per_step") is not None:
-            scores.setdefault(rec["config"], []).append(float(rec["best_val_nelbo_per_step"]))
+            scores.setdefault(rec["config"], {})[rec["seed"]] = float(rec["best_val_nelbo_per_step"])
             keys[rec["config"]] = (rec["data"], rec["model"])
     missing = sorted({p.config.stem for p in plans} - set(scores))
     if missing:
         raise ValueError(f"the grid is not finished: no finished run of {missing} under {exp.out_dir(profile, root)}; "
                          f"train them first (without --best-of-grid)")
-    means = {config: sum(vals) / len(vals) for config, vals in scores.items()}
+    groups: Dict[tuple, List[str]] = {}
+    for config in sorted(scores):  # ties go to the first config by name
+        groups.setdefault(keys[config], []).append(config)
     best: Dict[tuple, str] = {}
-    for config in sorted(means):  # ties go to the first config by name
-        if keys[config] not in best or means[config] < means[best[keys[config]]]:
-            best[keys[config]] = config
+    for key, configs in groups.items():
+        common = sorted(set.intersection(*(set(scores[c]) for c in configs)))
+        if not common:
+            raise ValueError(f"no seed is finished by every config of {key[0]} {key[1]} "
+                             f"({ {c: sorted(scores[c]) for c in configs} }); finish one seed of each")
+        means = {c: sum(scores[c][s] for s in common) / len(common) for c in configs}
+        best[key] = min(configs, key=lambda c: means[c])
     return best
 
 

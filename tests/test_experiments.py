@@ -591,7 +591,7 @@ def test_run_dir_knows_where_every_output_goes_and_reads_it_back(tmp_path):
     assert rd.finished and rec["model"] == "srnn" and rec["eval_test"]["nelbo_per_step"] == 7.5
 
 
-def test_best_of_grid_picks_each_models_best_validation_config_over_its_finished_seeds(tmp_path):
+def test_best_of_grid_picks_each_models_best_validation_config_over_the_seeds_all_its_configs_finished(tmp_path):
     grid = {"a-ls4-s": ("ls4", [1.0]), "a-ls4-l": ("ls4", [0.5, 2.0]), "a-vrnn-s": ("vrnn", [0.9]),
             "a-vrnn-l": ("vrnn", [0.8]), "b-ls4-s": ("ls4", [3.0])}
     for name in grid:
@@ -614,6 +614,17 @@ def test_best_of_grid_picks_each_models_best_validation_config_over_its_finished
     with pytest.raises(ValueError, match=r"grid is not finished.*b-ls4-s"):
         ex.best_of_grid(exp, "paper")
     finish("b-ls4-s", 0, 3.0)
-    # a-ls4-l's mean over its two seeds (1.25) loses to a-ls4-s (1.0), though its seed 0 was the best
-    assert ex.best_of_grid(exp, "paper") == {("a", "ls4"): "a-ls4-s", ("a", "vrnn"): "a-vrnn-l",
-                                             ("b", "ls4"): "b-ls4-s"}
+    # compared on the seeds every config of (data, model) finished: seed 0, where a-ls4-l (0.5) beats
+    # a-ls4-s (1.0); its worse second seed (the second stage's) does not hand the pick to a config run once
+    pick = {("a", "ls4"): "a-ls4-l", ("a", "vrnn"): "a-vrnn-l", ("b", "ls4"): "b-ls4-s"}
+    assert ex.best_of_grid(exp, "paper") == pick
+    # once every config has seed 1 too, the mean over both decides: a-ls4-l 1.25 against a-ls4-s 1.05
+    finish("a-ls4-s", 1, 1.1)
+    assert ex.best_of_grid(exp, "paper") == {**pick, ("a", "ls4"): "a-ls4-s"}
+    # no seed that all configs of a group finished: named
+    import shutil
+
+    shutil.rmtree(plans["a-vrnn-s/seed0"].run_dir)
+    finish("a-vrnn-s", 1, 0.7)
+    with pytest.raises(ValueError, match=r"no seed is finished by every config of a vrnn"):
+        ex.best_of_grid(exp, "paper")

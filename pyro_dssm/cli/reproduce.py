@@ -32,8 +32,8 @@ def parse_args(argv=None):
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (each gets cores/jobs threads)")
     p.add_argument("--table-only", action="store_true", help="train nothing: tabulate the finished runs")
     p.add_argument("--best-of-grid", action="store_true",
-                   help="a tuning grid's second stage: only the config of each (data, model) with the best validation "
-                        "ELBO over its finished runs (e.g. with --seeds 1 2 after the grid's seed 0)")
+                   help="a tuning grid's second stage: only the config of each (data, model) with the best mean validation "
+                        "ELBO over the seeds all its configs finished (e.g. with --seeds 1 2 after the grid's seed 0)")
     args = p.parse_args(argv)
     if args.best_of_grid and args.only:
         p.error("--best-of-grid chooses the configs itself; drop --only")
