@@ -504,6 +504,10 @@ def test_speech_claims_pair_the_test_utterances_of_single_runs_and_use_seeds_whe
     assert claims["ArSSM ahead of FSSM on SI-SDR (full alignment)"]["verdict"] == "within noise"
     assert claims["SRNN ahead of FSSM on ESTOI (full alignment)"]["verdict"] == "within noise"
     assert not any("VRNN" in k or "partial" in k for k in claims)  # only the pairs that were run
+    # a model run with both guides: full alignment against partial, paired the same way
+    pa = _speech_run(tmp_path, "arssm", "partial", 0, [v - 0.5 for v in base])
+    fa_pa = {c["claim"]: c for c in speech_claims(recs + [pa])}["ArSSM: full alignment ahead of partial on SI-SDR"]
+    assert fa_pa["verdict"] == "confirmed" and fa_pa["diff"] == pytest.approx(0.8) and fa_pa["n"] == (6, 6)
     table = ex.render_table("speech", recs)
     assert "| ArSSM ahead of SRNN on SI-SDR (full alignment) | +0.300 ± 0.000 | 6 utterances, paired | confirmed |" \
         in table
