@@ -13,9 +13,11 @@ finished runs and tabulate them. Checkpoints stay behind (a few MB per run); a f
 whose evaluations are all present never needs them again.
 
 ``--unfinished`` also keeps every interrupted run (a ``config.yaml`` and ``checkpoints/last.ckpt``,
-no ``metrics.json``): its config, per-epoch log and last checkpoint, so that ``pyro-dssm reproduce``
-resumes it on a fresh machine after the reverse copy. Checkpoints are megabytes: use it at the end of
-a session for runs that could not finish.
+no ``metrics.json``): its config, per-epoch log, last checkpoint and best checkpoint, so that
+``pyro-dssm reproduce`` resumes it on a fresh machine after the reverse copy. The best one is needed
+too: a run that early stopping ends without a better epoch after the resume is evaluated at its best
+epoch, which only ``best.ckpt`` holds. Checkpoints are megabytes: use it at the end of a session for
+runs that could not finish.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ KEEP = ("config.yaml", "metrics.json", "untrained_test.json", "eval_*.json", "ev
         "generation-mean/generation.json",
         "forecast_*.json")
 TOP = ("table.md", "results.json", "baselines/*.json")
-RESUME = ("config.yaml", "untrained_test.json", "logs/metrics.csv", "checkpoints/last.ckpt")
+RESUME = ("config.yaml", "untrained_test.json", "logs/metrics.csv", "checkpoints/last.ckpt", "checkpoints/best.ckpt")
 
 
 def _copy(f: Path, src: Path, dest: Path) -> None:
@@ -75,7 +77,7 @@ def main(argv=None) -> int:
     p.add_argument("src")
     p.add_argument("dest")
     p.add_argument("--unfinished", action="store_true",
-                   help="also keep each interrupted run's config, log and last checkpoint (to resume it elsewhere)")
+                   help="also keep each interrupted run's config, log, last and best checkpoints (to resume it elsewhere)")
     args = p.parse_args(argv)
     src = Path(args.src)
     if not src.is_dir():

@@ -273,6 +273,7 @@ def test_archive_runs_keeps_finished_runs_small_files_and_no_checkpoints(tmp_pat
         (run / "checkpoints").mkdir(parents=True)
         (run / "config.yaml").write_text("model: arssm\n")
         (run / "checkpoints" / "last.ckpt").write_bytes(b"x" * 100)
+    (running / "checkpoints" / "best.ckpt").write_bytes(b"y" * 100)  # an earlier epoch than last
     (done / "metrics.json").write_text("{}")
     (done / "eval_test.json").write_text("{}")
     (done / "logs").mkdir()
@@ -290,4 +291,5 @@ def test_archive_runs_keeps_finished_runs_small_files_and_no_checkpoints(tmp_pat
     assert r.returncode == 0 and "of 1 unfinished runs" in r.stdout
     kept = sorted(str(p.relative_to(tmp_path / "all")) for p in (tmp_path / "all").rglob("*") if p.is_file())
     assert "arssm-full/seed1/checkpoints/last.ckpt" in kept and "arssm-full/seed1/config.yaml" in kept
+    assert "arssm-full/seed1/checkpoints/best.ckpt" in kept  # the best epoch's weights, for the final evaluation
     assert "arssm-full/seed0/checkpoints/last.ckpt" not in kept
