@@ -282,6 +282,11 @@ def render_table(kind: str, records: Sequence[Dict[str, Any]], baselines: Sequen
               "noise and not training's):\n\n" + claims)
 
 
+def _verdict(diff: float, se: float, margin: float) -> str:
+    """A claim's verdict from its gap (positive favours the claim) and the gap's standard error."""
+    return "confirmed" if diff > margin * se else "contradicted" if diff < -margin * se else "within noise"
+
+
 def compare(better: Sequence[float], worse: Sequence[float], *, margin: float = 2.0) -> Dict[str, Any]:
     """Is ``mean(better) < mean(worse)`` (lower is better), beyond seed noise?
 
@@ -301,8 +306,7 @@ def compare(better: Sequence[float], worse: Sequence[float], *, margin: float = 
     sa = ma["std"] if len(a) > 1 else mb["std"]
     sb = mb["std"] if len(b) > 1 else ma["std"]
     se = math.sqrt(sa ** 2 / len(a) + sb ** 2 / len(b))
-    verdict = ("confirmed" if diff > margin * se else "contradicted" if diff < -margin * se else "within noise")
-    return {"verdict": verdict, "diff": diff, "se": se, "n": (len(a), len(b))}
+    return {"verdict": _verdict(diff, se, margin), "diff": diff, "se": se, "n": (len(a), len(b))}
 
 
 def music_claims(records: Sequence[Dict[str, Any]], baselines: Sequence[Dict[str, Any]] = (),
@@ -417,22 +421,27 @@ def compare_paired(better: Dict[str, float], worse: Dict[str, float], *, weights
     if n < 2:
         return {"verdict": "one item", "diff": diff, "se": float("nan"), "n": (1, 1), **out}
     se = math.sqrt(n / (n - 1) * sum((wi * (di - diff)) ** 2 for wi, di in zip(w, d))) / total
-    verdict = "confirmed" if diff > margin * se else "contradicted" if diff < -margin * se else "within noise"
-    return {"verdict": verdict, "diff": diff, "se": se, "n": (n, n), **out}
+    return {"verdict": _verdict(diff, se, margin), "diff": diff, "se": se, "n": (n, n), **out}
 
 
-def _sequence_scores(rec: Dict[str, Any], split: str = "test") -> Dict[str, tuple]:
-    """``{sequence id: (negative ELBO per step, length)}`` from a run's ``eval_SPLIT.csv`` (empty if absent)."""
+def _run_csv(rec: Dict[str, Any], locate) -> List[Dict[str, str]]:
+    """The rows of the per-item CSV file ``locate(RunDir)`` of a record's run (empty if it has none)."""
     import csv
 
     from .training.runs import RunDir
 
-    path = RunDir(rec["run_dir"]).eval_file(split, "csv") if rec.get("run_dir") else None
+    path = locate(RunDir(rec["run_dir"])) if rec.get("run_dir") else None
     if path is None or not path.is_file():
-        return {}
+        return []
     with path.open() as f:
-        return {row["id"]: (float(row["nelbo_per_step"]), float(row["length"])) for row in csv.DictReader(f)
-                if row.get("nelbo_per_step") not in (None, "")}
+        return list(csv.DictReader(f))
+
+
+def _sequence_scores(rec: Dict[str, Any], split: str = "test") -> Dict[str, tuple]:
+    """``{sequence id: (negative ELBO per step, length)}`` from a run's ``eval_SPLIT.csv`` (empty if absent)."""
+    return {row["id"]: (float(row["nelbo_per_step"]), float(row["length"]))
+            for row in _run_csv(rec, lambda run: run.eval_file(split, "csv"))
+            if row.get("nelbo_per_step") not in (None, "")}
 
 
 SPEECH_CLAIM_METRICS = (("si_sdr", "SI-SDR"), ("pesq_wb", "PESQ-WB"), ("estoi", "ESTOI"))
@@ -440,21 +449,11 @@ SPEECH_CLAIM_METRICS = (("si_sdr", "SI-SDR"), ("pesq_wb", "PESQ-WB"), ("estoi", 
 
 def _utterance_scores(rec: Dict[str, Any], split: str = "test", latents: str = "sample") -> Dict[str, Dict[str, float]]:
     """``{metric: {utterance id: score}}`` from a run's ``resynthesis-LATENTS[-SPLIT]/utterances.csv``."""
-    import csv
-
-    from .training.runs import RunDir
-
-    if not rec.get("run_dir"):
+    rows = _run_csv(rec, lambda run: run.resynthesis_dir(latents, split) / "utterances.csv")
+    if not rows:
         return {}
-    path = RunDir(rec["run_dir"]).resynthesis_dir(latents, split) / "utterances.csv"
-    if not path.is_file():
-        return {}
-    out: Dict[str, Dict[str, float]] = {k: {} for k, _ in SPEECH_CLAIM_METRICS}
-    with path.open() as f:
-        for row in csv.DictReader(f):
-            for k, _ in SPEECH_CLAIM_METRICS:
-                out[k][row["id"]] = float(row[k]) if row.get(k) not in (None, "") else float("nan")
-    return out
+    return {k: {row["id"]: float(row[k]) if row.get(k) not in (None, "") else float("nan") for row in rows}
+            for k, _ in SPEECH_CLAIM_METRICS}
 
 
 def speech_claims(records: Sequence[Dict[str, Any]], split: str = "test") -> List[Dict[str, Any]]:
