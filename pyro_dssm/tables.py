@@ -462,9 +462,10 @@ def speech_claims(records: Sequence[Dict[str, Any]], split: str = "test") -> Lis
     alignment), and full alignment ahead of partial (Sec. II-B) for every model run with both, on SI-SDR,
     PESQ-WB and ESTOI of the test resynthesis (sampled latents; higher is better).
 
-    With several seeds on both sides a claim is judged over seeds (:func:`compare` on each run's mean);
-    with one run per model, over the test utterances, paired (:func:`compare_paired`): that measures
-    the test set's noise, not training's, and each claim says which (``basis``: ``seeds`` or ``items``).
+    As in :func:`music_claims`, a claim is judged over seeds (:func:`compare` on each run's mean; a side
+    with one seed borrows the other side's spread) unless both sides have one run: then over the test
+    utterances, paired (:func:`compare_paired`), which measures the test set's noise, not training's.
+    Each claim says which (``basis``: ``seeds`` or ``items``).
     """
     runs: Dict[tuple, List[Dict[str, Any]]] = {}
     for r in records:
@@ -480,7 +481,7 @@ def speech_claims(records: Sequence[Dict[str, Any]], split: str = "test") -> Lis
 
     def judge(a, b, metric):
         ra, rb = runs[a], runs[b]
-        if len(ra) > 1 and len(rb) > 1:
+        if len(ra) > 1 or len(rb) > 1:
             va = [_get(r, f"resynthesis_sample_{split}.{metric}") for r in ra]
             vb = [_get(r, f"resynthesis_sample_{split}.{metric}") for r in rb]
             return {**compare([-v for v in va if v is not None], [-v for v in vb if v is not None]), "basis": "seeds"}

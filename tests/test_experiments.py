@@ -516,6 +516,11 @@ def test_speech_claims_pair_the_test_utterances_of_single_runs_and_use_seeds_whe
     more += [_speech_run(tmp_path, "srnn", "full", s, [v + s for v in base]) for s in (1, 2)]
     seeded = {c["claim"]: c for c in speech_claims(recs + more)}["ArSSM ahead of SRNN on SI-SDR (full alignment)"]
     assert seeded["basis"] == "seeds" and seeded["n"] == (3, 3) and seeded["diff"] == pytest.approx(0.3)
+    # several seeds on one side only: over seeds too, the one-seed side borrowing the other's spread
+    # (as the music claims do), not over the utterances of whichever run came first
+    mixed = {c["claim"]: c for c in speech_claims(recs + more[:2])}["ArSSM ahead of SRNN on SI-SDR (full alignment)"]
+    assert mixed["basis"] == "seeds" and mixed["n"] == (3, 1)
+    assert mixed["diff"] == pytest.approx(1.3) and mixed["se"] == pytest.approx(np.sqrt(1 / 3 + 1))
 
 
 def test_music_claims_cover_alignment_iaf_autoregression_and_the_gru():
