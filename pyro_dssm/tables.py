@@ -267,9 +267,9 @@ def render_table(kind: str, records: Sequence[Dict[str, Any]], baselines: Sequen
         if claims:
             table += ("\n\nTable I's claims and full against partial alignment (gap: the first's score minus the "
                       "second's, so positive favours "
-                      "the first; judged over seeds where both have several, else over the test utterances, "
-                      "paired, which measures the test set's noise and not training's; confirmed beyond twice "
-                      "its standard error):\n\n" + render_claims(claims, unit="score"))
+                      "the first; judged over seeds, a one-seed side borrowing the other side's spread, unless both "
+                      "sides have one run: then over the test utterances, paired, which measures the test set's "
+                      "noise and not training's; confirmed beyond twice its standard error):\n\n" + render_claims(claims, unit="score"))
         return table
     samples = _sample_table(cells)
     claims = render_claims(music_claims(records, baselines))
