@@ -257,8 +257,7 @@ def render_table(kind: str, records: Sequence[Dict[str, Any]], baselines: Sequen
         claims = generation_claims(records)
         if claims:
             table += ("\n\nLS4's claim (Table 1: LS4 ahead of VRNN), judged over seeds (gap: VRNN's score minus LS4's, "
-                      "Classification negated, so positive favours LS4; confirmed beyond twice its standard "
-                      "error):\n\n" + render_claims(claims, unit="score"))
+                      "Classification negated, so positive favours LS4; " + _TEST + "):\n\n" + render_claims(claims, unit="score"))
         return table
     cells = aggregate(records, FIELDS[kind])
     if kind != "music":
@@ -267,9 +266,8 @@ def render_table(kind: str, records: Sequence[Dict[str, Any]], baselines: Sequen
         if claims:
             table += ("\n\nTable I's claims and full against partial alignment (gap: the first's score minus the "
                       "second's, so positive favours "
-                      "the first; judged over seeds, a one-seed side borrowing the other side's spread, unless both "
-                      "sides have one run: then over the test utterances, paired, which measures the test set's "
-                      "noise and not training's; confirmed beyond twice its standard error):\n\n" + render_claims(claims, unit="score"))
+                      "the first; " + _TEST + "; where both sides have one run, paired over the test utterances, which "
+                      "measures the test set's noise and not training's):\n\n" + render_claims(claims, unit="score"))
         return table
     samples = _sample_table(cells)
     claims = render_claims(music_claims(records, baselines))
@@ -277,23 +275,35 @@ def render_table(kind: str, records: Sequence[Dict[str, Any]], baselines: Sequen
             + (f"\n\nPrior samples (as many as test chorales, of their lengths) and posterior use:\n\n{samples}"
                if samples else "")
             + "\n\nThe papers' claims, judged over seeds (gap: the second's score minus the first's, test −ELBO per "
-              "step unless named; confirmed when the gap exceeds twice its standard error; where both sides have "
-              "one run, over the test sequences, paired and weighted by length, which measures the test set's "
-              "noise and not training's):\n\n" + claims)
+              "step unless named; " + _TEST + "; where both sides have one run, paired over the test sequences and "
+              "weighted by length, which measures the test set's noise and not training's):\n\n" + claims)
 
 
-def _verdict(diff: float, se: float, margin: float) -> str:
-    """A claim's verdict from its gap (positive favours the claim) and the gap's standard error."""
-    return "confirmed" if diff > margin * se else "contradicted" if diff < -margin * se else "within noise"
+LEVEL = 0.95  # the two-sided confidence level of every verdict
+_TEST = ("confirmed or contradicted by a two-sided t test at 95%: Welch's over seeds, a one-seed side borrowing the other side's spread and degrees of freedom")
 
 
-def compare(better: Sequence[float], worse: Sequence[float], *, margin: float = 2.0) -> Dict[str, Any]:
+def _verdict(diff: float, se: float, df: float, level: float = LEVEL) -> Dict[str, Any]:
+    """A claim's verdict from its gap (positive favours the claim), the gap's standard error and the
+    degrees of freedom of that error: Student's t test, two-sided at ``level``. ``confirmed`` when
+    ``diff > t * se``, ``contradicted`` when ``diff < -t * se``, else ``within noise``, with ``t`` the
+    ``(1 + level) / 2`` quantile of t with ``df`` degrees of freedom (``t`` and ``df`` are returned)."""
+    from scipy.stats import t as student_t
+
+    crit = float(student_t.ppf(0.5 + level / 2, df))
+    verdict = "confirmed" if diff > crit * se else "contradicted" if diff < -crit * se else "within noise"
+    return {"verdict": verdict, "t": crit, "df": df}
+
+
+def compare(better: Sequence[float], worse: Sequence[float], *, level: float = LEVEL) -> Dict[str, Any]:
     """Is ``mean(better) < mean(worse)`` (lower is better), beyond seed noise?
 
     ``diff = mean(worse) - mean(better)`` and its standard error from the two samples' standard
-    deviations (a side with one seed borrows the other side's). The claim is ``confirmed`` when
-    ``diff > margin * se``, ``contradicted`` when ``diff < -margin * se``, else ``within noise``;
-    with one seed on both sides there is no noise estimate: ``one seed``.
+    deviations, judged by Welch's t test at ``level`` (two-sided; :func:`_verdict`), with the
+    Welch-Satterthwaite degrees of freedom. A side with one seed borrows the other side's standard
+    deviation, and the test has that side's ``n - 1`` degrees of freedom only: three seeds against
+    one need a gap of 4.3 standard errors, two against one 12.7. With one seed on both sides there is
+    no noise estimate: ``one seed``.
     """
     a = [float(v) for v in better if v is not None and math.isfinite(float(v))]
     b = [float(v) for v in worse if v is not None and math.isfinite(float(v))]
@@ -303,10 +313,16 @@ def compare(better: Sequence[float], worse: Sequence[float], *, margin: float = 
     diff = mb["mean"] - ma["mean"]
     if len(a) < 2 and len(b) < 2:
         return {"verdict": "one seed", "diff": diff, "se": float("nan"), "n": (1, 1)}
-    sa = ma["std"] if len(a) > 1 else mb["std"]
-    sb = mb["std"] if len(b) > 1 else ma["std"]
+    if len(a) < 2 or len(b) < 2:  # one side borrows the other's spread: that side's n - 1 degrees of freedom
+        sa = sb = ma["std"] if len(a) > 1 else mb["std"]
+        df = float(max(len(a), len(b)) - 1)
+    else:
+        sa, sb = ma["std"], mb["std"]
+        va, vb = sa ** 2 / len(a), sb ** 2 / len(b)
+        df = ((va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if va + vb > 0
+              else float(len(a) + len(b) - 2))
     se = math.sqrt(sa ** 2 / len(a) + sb ** 2 / len(b))
-    return {"verdict": _verdict(diff, se, margin), "diff": diff, "se": se, "n": (len(a), len(b))}
+    return {**_verdict(diff, se, df, level), "diff": diff, "se": se, "n": (len(a), len(b))}
 
 
 def music_claims(records: Sequence[Dict[str, Any]], baselines: Sequence[Dict[str, Any]] = (),
@@ -390,13 +406,13 @@ def generation_claims(records: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]
 
 
 def compare_paired(better: Dict[str, float], worse: Dict[str, float], *, weights: Optional[Dict[str, float]] = None,
-                   item: str = "items", margin: float = 2.0) -> Dict[str, Any]:
+                   item: str = "items", level: float = LEVEL) -> Dict[str, Any]:
     """Is ``better`` ahead of ``worse`` (lower is better) on the same items, beyond the items' noise?
 
     ``better`` and ``worse`` map item ids (e.g. test utterances) to scores; the items both score
     (finite) are paired, ``diff`` is the mean of ``worse - better`` over them and ``se`` its standard
-    error (sample standard deviation of the differences over ``sqrt(n)``); the verdict as in
-    :func:`compare`. This is the noise of the test items, not of training: use it where each model
+    error (sample standard deviation of the differences over ``sqrt(n)``); the verdict is the paired
+    t test at ``level`` (``n - 1`` degrees of freedom; :func:`_verdict`). This is the noise of the test items, not of training: use it where each model
     has one training seed, and say so.
 
     ``weights`` (e.g. sequence lengths, with per-step scores) makes ``diff`` the weighted mean
@@ -421,7 +437,7 @@ def compare_paired(better: Dict[str, float], worse: Dict[str, float], *, weights
     if n < 2:
         return {"verdict": "one item", "diff": diff, "se": float("nan"), "n": (1, 1), **out}
     se = math.sqrt(n / (n - 1) * sum((wi * (di - diff)) ** 2 for wi, di in zip(w, d))) / total
-    return {"verdict": _verdict(diff, se, margin), "diff": diff, "se": se, "n": (n, n), **out}
+    return {**_verdict(diff, se, float(n - 1), level), "diff": diff, "se": se, "n": (n, n), **out}
 
 
 def _run_csv(rec: Dict[str, Any], locate) -> List[Dict[str, str]]:

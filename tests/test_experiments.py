@@ -453,6 +453,28 @@ def test_compare_judges_a_claim_by_its_gap_against_seed_noise():
     assert ex.compare([], [7.0])["verdict"] == "not run"
 
 
+def test_compare_is_welchs_t_test_at_95_percent():
+    from scipy.stats import t, ttest_ind
+
+    # equal spreads, three seeds a side: Welch's degrees of freedom are 4, the threshold t_4 = 2.78 standard errors
+    a, b = [7.50, 7.52, 7.48], [7.54, 7.56, 7.52]  # gap 0.04 = 2.45 standard errors
+    c = ex.compare(a, b)
+    assert c["df"] == pytest.approx(4.0) and c["t"] == pytest.approx(t.ppf(0.975, 4))
+    assert c["verdict"] == "within noise"  # two standard errors would have confirmed it
+    assert ex.compare(a, [v + 0.02 for v in b])["verdict"] == "confirmed"  # 3.67 standard errors
+    # the same verdict as scipy's Welch test, on unequal spreads and sizes
+    for worse in ([7.53, 7.60, 7.49, 7.58], [7.56, 7.57], [7.51, 7.70, 7.45, 7.66, 7.62]):
+        ours, ref = ex.compare(a, worse), ttest_ind(worse, a, equal_var=False)
+        assert (ours["verdict"] == "confirmed") == (ref.statistic > 0 and ref.pvalue < 0.05)
+        assert ours["diff"] / ours["se"] == pytest.approx(ref.statistic)
+    # a side of one seed borrows the other side's spread, and its n - 1 degrees of freedom: 3 seeds
+    # against 1 need 4.3 standard errors (3.46 is not enough), 2 against 1 need 12.7
+    borrowed = ex.compare(a, [7.58])
+    assert borrowed["df"] == 2 and borrowed["diff"] / borrowed["se"] == pytest.approx(3.464, abs=1e-3)
+    assert borrowed["verdict"] == "within noise"
+    assert ex.compare([7.50, 7.52], [7.60])["df"] == 1
+
+
 def test_compare_paired_judges_by_the_items_both_score():
     from pyro_dssm.tables import compare_paired
 
@@ -568,7 +590,9 @@ def test_music_claims_of_one_run_each_pair_the_test_sequences_weighted_by_length
     se = math.sqrt(4 / 3 * ((w * (d - gap)) ** 2).sum()) / w.sum()
     assert c["basis"] == "items" and c["n"] == (4, 4)
     assert c["diff"] == pytest.approx(gap) and c["se"] == pytest.approx(se)
-    assert c["verdict"] == ("confirmed" if gap > 2 * se else "within noise")
+    from scipy.stats import t
+
+    assert c["verdict"] == ("confirmed" if gap > t.ppf(0.975, 3) * se else "within noise")
     assert "| FSSM: full alignment ≤ partial alignment |" in ex.render_table("music", recs)
     assert "| 4 sequences, paired |" in ex.render_table("music", recs)
     # equal weights: the unweighted paired test; a second seed on both sides: judged over seeds instead
