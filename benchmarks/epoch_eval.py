@@ -173,7 +173,7 @@ def main(argv=None):
             f()
             times[k].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print("epoch s: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
+    print("epoch s: " + ", ".join(f"{k} {v:.3f}" for k, v in med.items()))
     if "plain" in med:
         print(f"ratio ours/plain: {med['ours'] / med['plain']:.2f}   engine/plain: {med['engine'] / med['plain']:.2f}")
     print(f"ratio engine/ours: {med['engine'] / med['ours']:.2f}")
