@@ -55,7 +55,7 @@ from .tables import aggregate, compare, music_claims, render_claims, render_tabl
 
 __all__ = ["KINDS", "Experiment", "RunPlan", "load_experiment", "plan_runs", "execute", "collect", "aggregate",
            "render_table", "render_times", "machine_info", "mean_std", "REPO_ROOT", "best_of_grid", "BASELINES", "run_baselines",
-           "baseline_settings", "compare", "music_claims", "render_claims", "run_record"]
+           "baseline_settings", "experiment_table", "compare", "music_claims", "render_claims", "run_record"]
 
 def _repo_root() -> Path:
     """Where run-config globs and ``out`` folders are resolved: the checkout this package lives in,
@@ -314,6 +314,12 @@ def collect(plans: Sequence[RunPlan]) -> List[Dict[str, Any]]:
         if rec is not None:
             records.append({"config": p.config.stem, "seed": p.seed, **rec})
     return records
+
+
+def experiment_table(kind: str, records: Sequence[Dict[str, Any]], baselines: Sequence[Dict[str, Any]] = ()) -> str:
+    """The table ``reproduce`` writes to ``OUT/PROFILE/table.md``: :func:`render_table` and each run
+    config's wall time."""
+    return render_table(kind, records, baselines) + "\n\nWall time:\n\n" + render_times(records)
 
 
 def best_of_grid(exp: Experiment, profile: str, *, root: Union[str, os.PathLike] = REPO_ROOT) -> Dict[tuple, str]:

@@ -412,8 +412,8 @@ def compare_paired(better: Dict[str, float], worse: Dict[str, float], *, weights
     ``better`` and ``worse`` map item ids (e.g. test utterances) to scores; the items both score
     (finite) are paired, ``diff`` is the mean of ``worse - better`` over them and ``se`` its standard
     error (sample standard deviation of the differences over ``sqrt(n)``); the verdict is the paired
-    t test at ``level`` (``n - 1`` degrees of freedom; :func:`_verdict`). This is the noise of the test items, not of training: use it where each model
-    has one training seed, and say so.
+    t test at ``level`` (``n - 1`` degrees of freedom; :func:`_verdict`). This is the noise of the
+    test items, not of training: use it where each model has one training seed, and say so.
 
     ``weights`` (e.g. sequence lengths, with per-step scores) makes ``diff`` the weighted mean
     ``sum w_i d_i / sum w_i`` (per-step scores weighted by length give the gap of the corpus's

@@ -69,7 +69,7 @@ def main(argv=None) -> int:
             status = {} if args.table_only else ex.execute(plans, jobs=args.jobs, log_dir=out / "logs")
             records = ex.collect(plans)
             baselines = ex.run_baselines(exp, args.profile, seeds=args.seeds, train=not args.table_only)
-            table = ex.render_table(exp.kind, records, baselines) + "\n\nWall time:\n\n" + ex.render_times(records)
+            table = ex.experiment_table(exp.kind, records, baselines)
             seconds = sum(r.get("train_seconds") or 0.0 for r in records)
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
